@@ -1,0 +1,54 @@
+# tierscaler: make help lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO        ?= go
+BIN       := bin
+PKGS      := ./...
+# The binaries hack/tools.sh builds and caches (etcd, kube-*, kwok, helm).
+TOOLS_BIN  = $(shell hack/tools.sh --bin-dir)
+export TIERSCALER_BIN_DIR ?= $(TOOLS_BIN)
+
+.PHONY: help
+help: ## List the targets.
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build bin/tierscaler.
+	$(GO) build -o $(BIN)/tierscaler ./cmd/tierscaler
+
+.PHONY: tools
+tools: ## Build and cache etcd, kube-*, kwok and helm; install prometheus and alertmanager.
+	hack/tools.sh >/dev/null
+
+.PHONY: lint
+lint: ## gofmt and go vet.
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [[ -n "$$out" ]]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) vet -tags integration $(PKGS)
+
+.PHONY: test-unit
+test-unit: ## Fast tests: no external processes.
+	$(GO) test -count=1 $(PKGS)
+
+.PHONY: test-integration
+test-integration: tools ## Tests against a real apiserver, scheduler, controller-manager, kwok, Prometheus and Alertmanager.
+	$(GO) test -count=1 -tags integration -timeout 40m $(PKGS)
+
+.PHONY: test
+test: lint test-unit test-integration ## Every test: lint, unit, integration and end-to-end.
+	hack/check-leftovers.sh
+
+.PHONY: bench
+bench: ## Benchmarks (figures go to docs/benchmarks.md).
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+.PHONY: cluster-up
+cluster-up: tools ## Start the local cluster (state and kubeconfig in .cluster/).
+	$(GO) run ./hack/cluster up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster.
+	$(GO) run ./hack/cluster down
