@@ -1,0 +1,116 @@
+package policy
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+)
+
+// synthetic builds a cluster of n functions on n/10 nodes with 3n pods (3
+// replicas each on average: 10% sync, 60% cron, 30% async) where a third of
+// the functions want a change: sync functions refusing requests, cron
+// functions due for a prewarm, async functions with pending work. The nodes
+// are nearly full, so claims need evictions and some end as shortfalls.
+func synthetic(n int) (*Snapshot, *Policy) {
+	p := testPolicy()
+	nodes := max(1, n/10)
+	s := &Snapshot{MetricsAvailable: true, Nodes: make([]Node, nodes), Functions: make([]Function, 0, n)}
+	for i := range s.Nodes {
+		s.Nodes[i] = Node{Name: fmt.Sprintf("node-%05d", i), Allocatable: Resources{16000, 64 * gib, 110}, Schedulable: true}
+	}
+	// A few schedules shared by many functions, as in real clusters.
+	schedules := []string{"*/5 * * * *", "1 12 * * *", "0 * * * *", "30 2 * * *", "*/15 * * * *", "0 3 * * 1"}
+	parsed := map[string]fnOpt{}
+	for _, sp := range schedules {
+		parsed[sp] = schedule(sp)
+	}
+	next := 0
+	place := func(f *Function) {
+		for j := range f.Pods {
+			f.Pods[j].Node = s.Nodes[next%nodes].Name
+			s.Nodes[next%nodes].Requested = s.Nodes[next%nodes].Requested.Add(podRequest(f))
+			next++
+		}
+	}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("fn-%06d", i)
+		change := i%3 == 0
+		var f Function
+		switch {
+		case i%10 == 0: // sync
+			if change {
+				f = fn(name, TierSync, 3, load(5, 20, 12), lastScale(time.Hour))
+			} else {
+				f = fn(name, TierSync, 3, inflight(7), lastScale(time.Minute))
+			}
+		case i%10 < 7: // cron
+			if change {
+				f = fn(name, TierCron, 0, parsed["1 12 * * *"])
+			} else {
+				f = fn(name, TierCron, 4, parsed[schedules[i%len(schedules)]], lastRun(time.Duration(i%300)*time.Minute), inflight(float64(i%2)))
+			}
+		default: // async
+			if change {
+				f = fn(name, TierAsync, 0, pending(25))
+			} else {
+				f = fn(name, TierAsync, 5, lastRun(time.Duration(i%4)*time.Minute), lastScale(time.Hour))
+			}
+		}
+		place(&f)
+		s.Functions = append(s.Functions, f)
+	}
+	return s, p
+}
+
+// BenchmarkDecide measures one plan on synthetic clusters. Besides ns/op it
+// reports the median and 99th percentile in milliseconds, the actions,
+// evictions and shortfalls of the plan, and allocations.
+func BenchmarkDecide(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000, 50000} {
+		b.Run(fmt.Sprintf("functions=%d/nodes=%d/pods=%d", n, max(1, n/10), 3*n), func(b *testing.B) {
+			s, p := synthetic(n)
+			var plan *Plan
+			durations := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				plan = Decide(s, p, t0)
+				durations = append(durations, time.Since(start))
+			}
+			b.StopTimer()
+			sort.Slice(durations, func(i, j int) bool { return durations[i] < durations[j] })
+			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+			b.ReportMetric(ms(durations[len(durations)/2]), "p50-ms")
+			b.ReportMetric(ms(durations[len(durations)*99/100]), "p99-ms")
+			evictions := 0
+			for _, a := range plan.Actions {
+				if a.Reason == ReasonEvictForCapacity {
+					evictions++
+				}
+			}
+			b.ReportMetric(float64(len(plan.Actions)), "actions")
+			b.ReportMetric(float64(evictions), "evictions")
+			b.ReportMetric(float64(len(plan.Shortfalls)), "shortfalls")
+		})
+	}
+}
+
+func TestSyntheticWantsAThirdChanged(t *testing.T) {
+	s, p := synthetic(3000)
+	plan := Decide(s, p, t0)
+	changed := map[string]bool{}
+	for _, a := range plan.Actions {
+		if a.Reason != ReasonEvictForCapacity {
+			changed[a.Key()] = true
+		}
+	}
+	for _, sf := range plan.Shortfalls {
+		changed[sf.Key()] = true
+	}
+	// Every third function wants a change; each gets an action or a shortfall.
+	if got := len(changed); got < 1000 {
+		t.Fatalf("%d functions changed or short, want at least 1000", got)
+	}
+}

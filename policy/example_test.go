@@ -1,0 +1,46 @@
+package policy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestWorkedExample is the worked example of docs/policy.md: keep the two in
+// step.
+func TestWorkedExample(t *testing.T) {
+	now := time.Date(2026, 11, 24, 14, 12, 0, 0, time.UTC)
+	ago := func(d time.Duration) fnOpt { return func(f *Function) { f.LastRun = now.Add(-d) } }
+	longAgo := func(f *Function) { f.LastScale = now.Add(-24 * time.Hour) }
+	s := &Snapshot{MetricsAvailable: true, Nodes: []Node{
+		{Name: "node-a", Allocatable: Resources{2000, 4 * gib, 110}, Schedulable: true},
+		{Name: "node-b", Allocatable: Resources{2000, 4 * gib, 110}, Schedulable: true},
+	}}
+	s.Functions = []Function{
+		// 8 requests in flight while 10 of 20 req/s get a 429.
+		fn("checkout", TierSync, 2, load(10, 20, 8), on("node-a"), longAgo),
+		fn("search", TierSync, 1, inflight(1), on("node-b"), longAgo),
+		fn("nightly-report", TierCron, 1, schedule("0 2 * * *"), ago(12*time.Hour+12*time.Minute), on("node-a"), longAgo),
+		fn("invoice-sync", TierCron, 1, schedule("*/15 * * * *"), ago(12*time.Minute), on("node-b"), longAgo),
+		fn("thumbnails", TierAsync, 1, ago(3*time.Minute), on("node-b"), longAgo),
+	}
+	for i := range s.Functions {
+		for _, p := range s.Functions[i].Pods {
+			for j := range s.Nodes {
+				if s.Nodes[j].Name == p.Node {
+					s.Nodes[j].Requested = s.Nodes[j].Requested.Add(podRequest(&s.Functions[i]))
+				}
+			}
+		}
+	}
+	got := summary(Decide(s, testPolicy(), now))
+	want := []string{
+		"async thumbnails 1->0 evict-for-capacity for checkout.openfaas-fn",
+		"cron nightly-report 1->0 zero-idle",
+		"sync checkout 2->6 scale-up-rejections",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("worked example (-want +got):\n%s", diff)
+	}
+}
