@@ -62,6 +62,7 @@ func load(rejections, invocations, inflight float64) fnOpt {
 	}
 }
 func inflight(v float64) fnOpt  { return func(f *Function) { f.Inflight = Known(v) } }
+func duration(s float64) fnOpt  { return func(f *Function) { f.Duration = Known(s) } }
 func pending(v float64) fnOpt   { return func(f *Function) { f.Pending = Known(v) } }
 func pendingPods(n int32) fnOpt { return func(f *Function) { f.PendingPods = n } }
 func cpuUse(cores float64) fnOpt {

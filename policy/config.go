@@ -138,9 +138,10 @@ type Preemption struct {
 	MinResidency Duration `json:"minResidency,omitempty"`
 }
 
-// Queries are the PromQL instant queries of one cycle. The first five return
-// a vector keyed by function_name (OpenFaaS's name.namespace); CPU and Memory
-// return a vector keyed by namespace and pod.
+// Queries are the PromQL instant queries of one cycle, eight whatever the
+// number of functions. All but CPU and Memory return a vector keyed by
+// function_name (OpenFaaS's name.namespace); CPU and Memory return a vector
+// keyed by namespace and pod.
 type Queries struct {
 	// Functions: one sample per function the gateway knows, whose value is the
 	// Unix time of its newest scrape. A function present here with no sample in
@@ -151,6 +152,10 @@ type Queries struct {
 	Rejections string `json:"rejections,omitempty"`
 	// Invocations: invocations per second, all codes.
 	Invocations string `json:"invocations,omitempty"`
+	// Duration: mean seconds of a successful invocation. With the offered
+	// rate it gives the concurrency the offered load needs (Little's law).
+	// Absent: unknown, and the in-flight figure is used instead.
+	Duration string `json:"duration,omitempty"`
 	// Inflight: invocations in flight. A function absent here has unknown
 	// in-flight work and is never zeroed or evicted.
 	Inflight string `json:"inflight,omitempty"`

@@ -168,31 +168,55 @@ func (r *rules) offered(f *Function) (offered, accepted float64, usable bool) {
 	return offered, accepted, usable
 }
 
-// rejectionsNeed turns a 429 rate above the threshold into the replicas the
-// offered load needs at the target utilisation of max_inflight: the
-// in-flight count is what the accepted share of the offered load occupies,
-// so the whole offered load needs that much more.
-func (r *rules) rejectionsNeed(f *Function) (int32, bool) {
-	if !f.Rejections.Known || f.Rejections.Value <= r.p.RejectionRate() {
+// offeredConcurrency is the concurrency the offered load needs by Little's
+// law: offered requests per second × mean seconds per request. It does not
+// depend on how many replicas were Ready when it was measured.
+func offeredConcurrency(f *Function) (float64, bool) {
+	if !f.Invocations.Known || !f.Duration.Known || f.Duration.Value <= 0 {
 		return 0, false
 	}
-	cur := f.Replicas
+	return f.Invocations.Value * f.Duration.Value, true
+}
+
+// rejectionsNeed turns a 429 rate above the threshold into the replicas the
+// offered load needs at the target utilisation of max_inflight. The offered
+// concurrency comes from Little's law when the mean duration is known;
+// otherwise from the in-flight count, which is what the accepted share of
+// the offered load occupies, so the whole offered load needs that much more.
+//
+// The 429s come from the Ready replicas, so the figures are relative to
+// them: while replicas asked for earlier are still starting, the same 429s
+// ask for nothing more.
+func (r *rules) rejectionsNeed(f *Function) (int32, bool) {
+	if !f.Rejections.Known || f.Rejections.Value <= r.p.RejectionRate() || f.ReadyReplicas == 0 {
+		return 0, false
+	}
+	ready := f.ReadyReplicas
+	perReplica := float64(f.MaxInflight) * r.p.Thresholds.TargetUtilization
+	if c, ok := offeredConcurrency(f); ok && f.MaxInflight > 0 {
+		return ceilReplicas(c / perReplica), true
+	}
 	offered, accepted, usable := r.offered(f)
 	if usable {
-		demand := f.Inflight.Value * offered / accepted
-		return max(ceilReplicas(demand/(float64(f.MaxInflight)*r.p.Thresholds.TargetUtilization)), cur+1), true
+		// No "+1" floor here: a rate window still holding 429s from before
+		// the last scale-up must not add replicas the demand does not need.
+		return ceilReplicas(f.Inflight.Value * offered / accepted / perReplica), true
 	}
 	// Without a usable in-flight figure, grow by the offered/accepted ratio,
 	// at least doubling when nothing is accepted.
-	n := cur * 2
+	n := ready * 2
 	if accepted > 0 && !math.IsNaN(offered) && !math.IsInf(accepted, 1) {
-		n = ceilReplicas(float64(cur) * offered / accepted)
+		n = ceilReplicas(float64(ready) * offered / accepted)
 	}
-	return max(n, cur+1), true
+	return max(n, ready+1), true
 }
 
 func (r *rules) rejectionsWhy(f *Function, n int32) string {
 	thr := r.p.RejectionRate()
+	if c, ok := offeredConcurrency(f); ok && f.MaxInflight > 0 {
+		return fmt.Sprintf("429 rate %.2f/s > %.2f/s: %.1f req/s offered × %.3gs each = %.1f concurrent requests need %d replicas at %.0f%% of max_inflight %d",
+			f.Rejections.Value, thr, f.Invocations.Value, f.Duration.Value, c, n, r.p.Thresholds.TargetUtilization*100, f.MaxInflight)
+	}
 	offered, accepted, usable := r.offered(f)
 	if usable {
 		return fmt.Sprintf("429 rate %.2f/s > %.2f/s: %.1f concurrent requests offered need %d replicas at %.0f%% of max_inflight %d",
@@ -201,9 +225,9 @@ func (r *rules) rejectionsWhy(f *Function, n int32) string {
 	return fmt.Sprintf("429 rate %.2f/s > %.2f/s with no usable in-flight figure: grow to %d replicas", f.Rejections.Value, thr, n)
 }
 
-// meanUsage is the mean CPU (cores) or memory (bytes) over the pods whose
+// meanUsage is the mean CPU (cores) or memory (bytes) over the n pods whose
 // usage is known, and the limit it is compared with.
-func meanUsage(f *Function, cpu bool) (usage, limit float64, ok bool) {
+func meanUsage(f *Function, cpu bool) (usage, limit float64, n int, ok bool) {
 	limit = float64(f.Limits.Memory)
 	if cpu {
 		limit = float64(f.Limits.MilliCPU) / 1000
@@ -220,29 +244,30 @@ func meanUsage(f *Function, cpu bool) (usage, limit float64, ok bool) {
 		}
 	}
 	if n == 0 || limit <= 0 {
-		return 0, limit, false
+		return 0, limit, 0, false
 	}
-	return sum / float64(n), limit, true
+	return sum / float64(n), limit, n, true
 }
 
 // usageNeed applies ceil(current × usage / (threshold × limit)) for CPU or
-// memory, with usage the mean over the pods whose usage is known.
+// memory, with usage the mean over the pods whose usage is known and current
+// the number of those pods: the pods that carry the load.
 func usageNeed(f *Function, cpu bool, threshold float64) (int32, bool) {
-	usage, limit, ok := meanUsage(f, cpu)
-	if !ok || f.Replicas == 0 || usage <= threshold*limit {
+	usage, limit, n, ok := meanUsage(f, cpu)
+	if !ok || usage <= threshold*limit {
 		return 0, false
 	}
-	return ceilReplicas(float64(f.Replicas) * usage / (threshold * limit)), true
+	return ceilReplicas(float64(n) * usage / (threshold * limit)), true
 }
 
 func usageWhy(f *Function, cpu bool, threshold float64, n int32) string {
-	usage, limit, _ := meanUsage(f, cpu)
+	usage, limit, pods, _ := meanUsage(f, cpu)
 	name := "memory"
 	if cpu {
 		name = "CPU"
 	}
 	return fmt.Sprintf("%s %.0f%% of the limit > %.0f%%: ceil(%d × %.3g / (%.2f × %.3g)) = %d replicas",
-		name, 100*usage/limit, 100*threshold, f.Replicas, usage, threshold, limit, n)
+		name, 100*usage/limit, 100*threshold, pods, usage, threshold, limit, n)
 }
 
 // demandNeed is the replicas the current load needs at the target
@@ -254,7 +279,11 @@ func (r *rules) demandNeed(f *Function) (need int32, by string, ok bool) {
 	}
 	by = "concurrency"
 	if f.MaxInflight > 0 {
-		need = ceilReplicas(f.Inflight.Value / (float64(f.MaxInflight) * r.p.Thresholds.TargetUtilization))
+		c := f.Inflight.Value
+		if oc, ok := offeredConcurrency(f); ok && oc > c {
+			c = oc
+		}
+		need = ceilReplicas(c / (float64(f.MaxInflight) * r.p.Thresholds.TargetUtilization))
 	} else if f.Inflight.Value > 0 {
 		// No concurrency limit: only usage can justify fewer replicas.
 		need = f.Replicas
@@ -309,8 +338,12 @@ func (r *rules) scaleDown(f *Function, w *want, window time.Duration) {
 	if need < f.Replicas {
 		var why string
 		if by == "concurrency" {
-			why = fmt.Sprintf("low utilisation: %.1f in flight need %d replicas at %.0f%% of max_inflight %d (floor %d)",
-				f.Inflight.Value, need, r.p.Thresholds.TargetUtilization*100, f.MaxInflight, lo)
+			c := f.Inflight.Value
+			if oc, ok := offeredConcurrency(f); ok && oc > c {
+				c = oc
+			}
+			why = fmt.Sprintf("low utilisation: %.1f concurrent requests need %d replicas at %.0f%% of max_inflight %d (floor %d)",
+				c, need, r.p.Thresholds.TargetUtilization*100, f.MaxInflight, lo)
 		} else {
 			why = fmt.Sprintf("low utilisation: %s usage needs %d replicas to stay under its threshold (floor %d)", by, need, lo)
 		}

@@ -30,6 +30,14 @@ func TestDecideTierRules(t *testing.T) {
 			// at 70% of max_inflight 4 that is ceil(16/2.8) = 6.
 			snap: big(fn("api", TierSync, 2, load(10, 20, 8))),
 			want: []string{"sync api 2->6 scale-up-rejections"}},
+		{name: "sync 429s with a known duration use Little's law: offered rate × duration",
+			// 20 req/s offered × 0.5s = 10 concurrent; ceil(10 / 2.8) = 4,
+			// whatever the in-flight figure says.
+			snap: big(fn("api", TierSync, 2, load(10, 20, 8), duration(0.5))),
+			want: []string{"sync api 2->4 scale-up-rejections"}},
+		{name: "sync scale-down keeps what the offered rate × duration needs",
+			snap: big(fn("api", TierSync, 5, load(0, 20, 1), duration(0.5), lastScale(10*time.Minute))),
+			want: []string{"sync api 5->4 scale-down-idle"}},
 		{name: "sync 429s below the threshold change nothing",
 			snap: big(fn("api", TierSync, 2, load(0.05, 20, 3))),
 		},
@@ -39,6 +47,18 @@ func TestDecideTierRules(t *testing.T) {
 		{name: "sync 429s with nothing accepted double",
 			snap: big(fn("api", TierSync, 3, load(10, 10, 0))),
 			want: []string{"sync api 3->6 scale-up-rejections"}},
+		{name: "429s while replicas asked for earlier are still starting ask for nothing more",
+			// 2 of 6 replicas Ready refuse half of 20 req/s: the offered 16
+			// concurrent requests need the 6 already asked for.
+			snap: big(fn("api", TierSync, 6, load(10, 20, 8), func(f *Function) { f.ReadyReplicas = 2; f.Pods = f.Pods[:2] }, lastScale(time.Minute))),
+		},
+		{name: "429s with no Ready replica wait for the starting ones",
+			snap: big(fn("api", TierSync, 2, load(10, 10, 0), func(f *Function) { f.ReadyReplicas = 0; f.Pods = nil }, lastScale(time.Minute))),
+		},
+		{name: "CPU is judged on the pods that carry the load",
+			// 2 pods report 0.9 cores of 1: ceil(2 × 0.9 / 0.8) = 3 ≤ 5 asked for.
+			snap: big(fn("api", TierSync, 5, cpuUse(0.9), func(f *Function) { f.ReadyReplicas = 2; f.Pods = f.Pods[:2] }, lastScale(time.Minute))),
+		},
 		{name: "sync CPU above 80% of the limit scales proportionally",
 			// ceil(2 × 0.9 / (0.8 × 1)) = 3
 			snap: big(fn("api", TierSync, 2, cpuUse(0.9))),

@@ -73,6 +73,9 @@ const (
 	DefaultRejectionsQuery = `sum by (function_name) (rate(gateway_function_invocation_total{code="429"}[1m]))`
 	// DefaultInvocationsQuery: completed invocations per second, all codes.
 	DefaultInvocationsQuery = `sum by (function_name) (rate(gateway_function_invocation_total[1m]))`
+	// DefaultDurationQuery: mean seconds of a successful invocation; no sample
+	// (not NaN) for a function without successful invocations.
+	DefaultDurationQuery = `sum by (function_name) (rate(gateway_functions_seconds_sum{code="200"}[1m])) / (sum by (function_name) (rate(gateway_functions_seconds_count{code="200"}[1m])) > 0)`
 	// DefaultInflightQuery: the peak number of invocations in flight over the
 	// last minute (started minus completed), conservative so that a function
 	// that had work in flight a moment ago is not zeroed. A function the
@@ -391,6 +394,7 @@ func (p *Policy) queries() []query {
 		{"queries.functions", &q.Functions, DefaultFunctionsQuery, byFunction},
 		{"queries.rejections", &q.Rejections, DefaultRejectionsQuery, byFunction},
 		{"queries.invocations", &q.Invocations, DefaultInvocationsQuery, byFunction},
+		{"queries.duration", &q.Duration, DefaultDurationQuery, byFunction},
 		{"queries.inflight", &q.Inflight, DefaultInflightQuery, byFunction},
 		{"queries.pending", &q.Pending, DefaultPendingQuery, byFunction},
 		{"queries.cpu", &q.CPU, DefaultCPUQuery, byPod},

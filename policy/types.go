@@ -118,8 +118,8 @@ type Function struct {
 
 	Replicas      int32 `json:"replicas"`
 	ReadyReplicas int32 `json:"readyReplicas"`
-	// PendingPods are pods of this function that no node has taken yet.
-	// They are unmet demand.
+	// PendingPods are the replicas no node has taken yet: pods Pending and
+	// pods the ReplicaSet has yet to create. They are unmet demand.
 	PendingPods int32 `json:"pendingPods"`
 	MinReplicas int32 `json:"minReplicas"`
 	MaxReplicas int32 `json:"maxReplicas"`
@@ -135,7 +135,9 @@ type Function struct {
 	Rejections  Metric `json:"rejections"`
 	Invocations Metric `json:"invocations"`
 	Inflight    Metric `json:"inflight"`
-	Pending     Metric `json:"pending"`
+	// Duration is the mean seconds of a successful invocation.
+	Duration Metric `json:"duration"`
+	Pending  Metric `json:"pending"`
 
 	// Pods are the function's pods bound to a node.
 	Pods []Pod `json:"pods,omitempty"`
