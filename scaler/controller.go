@@ -1,0 +1,781 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/tierscaler/tierscaler/policy"
+)
+
+// ShortfallSink receives, every cycle, the full set of shortfalls that are
+// active now; the alerts package turns them into firing and resolved alerts.
+type ShortfallSink interface {
+	Sync(ctx context.Context, now time.Time, shortfalls []policy.Shortfall)
+}
+
+// Options configure a Controller.
+type Options struct {
+	Policy   *policy.Policy
+	Cluster  Cluster
+	Querier  Querier
+	Recorder EventRecorder
+	Metrics  *Metrics
+	Sink     ShortfallSink
+	// DryRun decides and reports but never patches.
+	DryRun bool
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	Log logr.Logger
+	// RevertBackoff is how long tierscaler leaves a function alone after
+	// another actor reverted its replicas; it doubles on each repeat up to
+	// 8 times. Default 10m.
+	RevertBackoff time.Duration
+	// RevertWatch is how long after a patch a change by another actor counts
+	// as a revert. Default 5m.
+	RevertWatch time.Duration
+	// LastRunResolution is how far the last run must move before the
+	// tierscaler.io/last-run annotation is rewritten. Default 1m.
+	LastRunResolution time.Duration
+	// MaxAnnotationWrites bounds the last-run writes of one cycle. Default 50.
+	MaxAnnotationWrites int
+	// MissedHold is how long a missed readiness check stays a shortfall
+	// when the function does not become Ready. Default 15m.
+	MissedHold time.Duration
+}
+
+// Controller gathers, decides and acts, one cycle at a time.
+type Controller struct {
+	o       Options
+	trigger chan struct{}
+
+	mu         sync.Mutex
+	leader     bool
+	lastRun    map[string]time.Time
+	lastScale  map[string]time.Time
+	activation map[string]time.Time
+	scaledUpAt map[string]time.Time
+	startups   map[string][]time.Duration
+	expect     map[string]expectation
+	holds      map[string]hold
+	checks     map[string]policy.ReadinessCheck
+	missed     map[string]missed
+	invalid    map[string]string
+	shortfalls map[string]bool
+	lastAction map[string]string
+	status     Status
+}
+
+type expectation struct {
+	to         int32
+	generation int64
+	at         time.Time
+}
+
+type hold struct {
+	until   time.Time
+	repeats int
+	why     string
+}
+
+type missed struct {
+	shortfall policy.Shortfall
+	until     time.Time
+}
+
+// ErrUnknownFunction is returned by Activate for a function tierscaler does
+// not watch.
+var ErrUnknownFunction = errors.New("unknown function")
+
+// New returns a controller.
+func New(o Options) (*Controller, error) {
+	if o.Policy == nil || o.Cluster == nil || o.Querier == nil {
+		return nil, errors.New("scaler: a policy, a cluster and a querier are required")
+	}
+	if o.Metrics == nil {
+		return nil, errors.New("scaler: metrics are required")
+	}
+	if o.Recorder == nil {
+		o.Recorder = nopRecorder{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.RevertBackoff <= 0 {
+		o.RevertBackoff = 10 * time.Minute
+	}
+	if o.RevertWatch <= 0 {
+		o.RevertWatch = 5 * time.Minute
+	}
+	if o.LastRunResolution <= 0 {
+		o.LastRunResolution = time.Minute
+	}
+	if o.MaxAnnotationWrites <= 0 {
+		o.MaxAnnotationWrites = 50
+	}
+	if o.MissedHold <= 0 {
+		o.MissedHold = 15 * time.Minute
+	}
+	return &Controller{
+		o: o, trigger: make(chan struct{}, 1),
+		lastRun: map[string]time.Time{}, lastScale: map[string]time.Time{}, activation: map[string]time.Time{},
+		scaledUpAt: map[string]time.Time{}, startups: map[string][]time.Duration{}, expect: map[string]expectation{},
+		holds: map[string]hold{}, checks: map[string]policy.ReadinessCheck{}, missed: map[string]missed{},
+		invalid: map[string]string{}, shortfalls: map[string]bool{}, lastAction: map[string]string{},
+	}, nil
+}
+
+// NeedLeaderElection makes the manager run the loop only on the leader.
+func (c *Controller) NeedLeaderElection() bool { return true }
+
+// Leader reports whether this process runs the loop.
+func (c *Controller) Leader() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leader
+}
+
+// Start runs the reconcile loop until ctx ends: every policy interval, and at
+// once when Trigger is called. A failing or panicking cycle is logged and
+// counted; the loop goes on.
+func (c *Controller) Start(ctx context.Context) error {
+	c.mu.Lock()
+	c.leader = true
+	c.mu.Unlock()
+	c.o.Metrics.Leader.Set(1)
+	defer c.o.Metrics.Leader.Set(0)
+	c.o.Log.Info("leading: reconciling", "interval", c.o.Policy.Interval.Duration, "dryRun", c.o.DryRun)
+	ticker := time.NewTicker(c.o.Policy.Interval.Duration)
+	defer ticker.Stop()
+	for {
+		c.safeReconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		case <-c.trigger:
+		}
+	}
+}
+
+func (c *Controller) safeReconcile(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.o.Metrics.Reconciles.WithLabelValues("error").Inc()
+			c.o.Log.Error(fmt.Errorf("panic: %v", r), "reconcile panicked; holding until the next cycle", "stack", string(debug.Stack()))
+		}
+	}()
+	if _, err := c.Reconcile(ctx); err != nil && ctx.Err() == nil {
+		c.o.Log.Error(err, "reconcile failed; nothing was changed")
+	}
+}
+
+// Trigger asks for a reconcile now, without waiting for the interval.
+func (c *Controller) Trigger() {
+	select {
+	case c.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Activate records an activation (or scale-up) request for a function, as an
+// Alertmanager webhook makes one, and triggers a reconcile. The leader keeps
+// it in memory; another replica writes it to the Deployment's
+// tierscaler.io/activation-requested annotation, where the leader's informer
+// sees it.
+func (c *Controller) Activate(ctx context.Context, namespace, name string) error {
+	st, err := c.o.Cluster.State(ctx)
+	if err != nil {
+		c.o.Metrics.ActivationRequests.WithLabelValues("error").Inc()
+		return err
+	}
+	var d *appsv1.Deployment
+	for i := range st.Deployments {
+		if st.Deployments[i].Namespace == namespace && st.Deployments[i].Name == name {
+			d = &st.Deployments[i]
+		}
+	}
+	if d == nil {
+		c.o.Metrics.ActivationRequests.WithLabelValues("unknown-function").Inc()
+		return fmt.Errorf("%w %s.%s", ErrUnknownFunction, name, namespace)
+	}
+	now := c.o.Now()
+	c.mu.Lock()
+	c.activation[name+"."+namespace] = now
+	leader := c.leader
+	c.mu.Unlock()
+	if !leader && !c.o.DryRun {
+		if err := c.o.Cluster.Annotate(ctx, d, map[string]string{policy.AnnotationActivationRequested: now.UTC().Format(time.RFC3339)}); err != nil {
+			c.o.Metrics.ActivationRequests.WithLabelValues("error").Inc()
+			return fmt.Errorf("record the activation request on %s.%s: %w", name, namespace, err)
+		}
+	}
+	c.o.Metrics.ActivationRequests.WithLabelValues("accepted").Inc()
+	c.Trigger()
+	return nil
+}
+
+// ObserveDeployment is called by the informer on every Deployment update. It
+// learns startup times (from a scale-up from zero to the first Ready replica)
+// and triggers a reconcile when an activation request was recorded.
+func (c *Controller) ObserveDeployment(old, cur *appsv1.Deployment, at time.Time) {
+	key := cur.Name + "." + cur.Namespace
+	c.mu.Lock()
+	if old.Status.ReadyReplicas == 0 && cur.Status.ReadyReplicas > 0 {
+		if t, ok := c.scaledUpAt[key]; ok {
+			s := append(c.startups[key], at.Sub(t))
+			if len(s) > 5 {
+				s = s[len(s)-5:]
+			}
+			c.startups[key] = s
+			delete(c.scaledUpAt, key)
+		}
+	}
+	c.mu.Unlock()
+	if old.Annotations[policy.AnnotationActivationRequested] != cur.Annotations[policy.AnnotationActivationRequested] {
+		c.Trigger()
+	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// learnedStartup is the slowest of the last few observed startups.
+func (c *Controller) learnedStartup(key string) time.Duration {
+	var m time.Duration
+	for _, d := range c.startups[key] {
+		m = max(m, d)
+	}
+	return m
+}
+
+// Result is what one cycle did.
+type Result struct {
+	Plan     *policy.Plan
+	Snapshot *policy.Snapshot
+	// Applied are the actions carried out (all of them in a dry run).
+	Applied []policy.Action
+	// Shortfalls are the plan's and the readiness checks'.
+	Shortfalls []policy.Shortfall
+}
+
+// inputs is one cycle's gathered state.
+type inputs struct {
+	snap    *policy.Snapshot
+	deps    map[string]*appsv1.Deployment
+	metrics *metricSet
+	// persisted is each function's tierscaler.io/last-run annotation.
+	persisted map[string]time.Time
+	// active are the functions with activity now.
+	active map[string]bool
+}
+
+// Reconcile runs one cycle: gather, decide, drop no-ops, act; then verify
+// readiness, report shortfalls and persist last runs.
+func (c *Controller) Reconcile(ctx context.Context) (*Result, error) {
+	start := time.Now()
+	now := c.o.Now()
+	in, err := c.gather(ctx, now)
+	if err != nil {
+		c.o.Metrics.Reconciles.WithLabelValues("error").Inc()
+		return nil, fmt.Errorf("gather: %w", err)
+	}
+	plan := c.decide(in, now)
+	actions := dropNoops(plan.Actions)
+	applied := c.act(ctx, actions, in, now)
+	missedChecks := c.verify(ctx, plan.Checks, in, now)
+	shortfalls := append(append([]policy.Shortfall(nil), plan.Shortfalls...), missedChecks...)
+	c.report(ctx, plan, shortfalls, in, now)
+	c.persistLastRuns(ctx, in, now)
+	c.o.Metrics.ReconcileDuration.Observe(time.Since(start).Seconds())
+	c.o.Metrics.Reconciles.WithLabelValues("success").Inc()
+	return &Result{Plan: plan, Snapshot: in.snap, Applied: applied, Shortfalls: shortfalls}, nil
+}
+
+// Plan gathers and decides once, changing nothing: `tierscaler plan`.
+func (c *Controller) Plan(ctx context.Context) (*Result, error) {
+	now := c.o.Now()
+	in, err := c.gather(ctx, now)
+	if err != nil {
+		return nil, fmt.Errorf("gather: %w", err)
+	}
+	plan := c.decide(in, now)
+	plan.Actions = dropNoops(plan.Actions)
+	return &Result{Plan: plan, Snapshot: in.snap, Shortfalls: plan.Shortfalls}, nil
+}
+
+// decide is the policy engine.
+func (c *Controller) decide(in *inputs, now time.Time) *policy.Plan {
+	return policy.Decide(in.snap, c.o.Policy, now)
+}
+
+// dropNoops removes actions that change nothing.
+func dropNoops(actions []policy.Action) []policy.Action {
+	out := actions[:0:0]
+	for _, a := range actions {
+		if a.From != a.To {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// gather reads the cluster and Prometheus and builds the snapshot.
+func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error) {
+	st, err := c.o.Cluster.State(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ms := gatherMetrics(ctx, c.o.Querier, c.o.Policy, now, c.o.Metrics)
+	if ms.available && len(ms.seen) == 0 && len(st.Deployments) > 0 {
+		ms.fail("query functions returned no series while function Deployments exist: is the gateway scraped?")
+	}
+	if ms.available {
+		c.o.Metrics.MetricsAvailable.Set(1)
+	} else {
+		c.o.Metrics.MetricsAvailable.Set(0)
+		c.o.Log.Info("metrics unavailable: failing static (no scale-down, zeroing or eviction)", "problems", ms.problems)
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.detectReverts(st, now)
+	in := &inputs{
+		snap:      &policy.Snapshot{MetricsAvailable: ms.available},
+		deps:      make(map[string]*appsv1.Deployment, len(st.Deployments)),
+		metrics:   ms,
+		persisted: map[string]time.Time{},
+		active:    map[string]bool{},
+	}
+	in.snap.Quotas = quotaHeadroom(st.Quotas)
+
+	type podKey struct{ ns, fn string }
+	bound := map[podKey][]*corev1.Pod{}
+	pendingPods := map[podKey]int32{}
+	for i := range st.Pods {
+		p := &st.Pods[i]
+		fn, ok := p.Labels[policy.LabelFunction]
+		if !ok || terminal(p) || p.DeletionTimestamp != nil {
+			continue
+		}
+		k := podKey{p.Namespace, fn}
+		if p.Spec.NodeName == "" {
+			pendingPods[k]++
+		} else {
+			bound[k] = append(bound[k], p)
+		}
+	}
+
+	// Pods a scale-down has yet to remove are leaving: the ReplicaSet removes
+	// pending pods first, then not-Ready ones. Their room is counted as free,
+	// so that a claim already served by an eviction is not served again by
+	// another while the evicted pods terminate.
+	leaving := map[*corev1.Pod]bool{}
+	for i := range st.Deployments {
+		d := &st.Deployments[i]
+		k := podKey{d.Namespace, d.Name}
+		surplus := int32(len(bound[k])) + pendingPods[k] - replicasOf(d)
+		if surplus <= 0 {
+			continue
+		}
+		gone := min(surplus, pendingPods[k])
+		pendingPods[k] -= gone
+		surplus -= gone
+		pods := bound[k]
+		slices.SortStableFunc(pods, func(a, b *corev1.Pod) int {
+			ra, rb := podReady(a), podReady(b)
+			switch {
+			case ra == rb:
+				return 0
+			case !ra:
+				return -1
+			default:
+				return 1
+			}
+		})
+		for _, p := range pods[:surplus] {
+			leaving[p] = true
+		}
+		bound[k] = pods[surplus:]
+	}
+	in.snap.Nodes = buildNodes(st, leaving)
+
+	invalid := 0
+	in.snap.Functions = make([]policy.Function, 0, len(st.Deployments))
+	for i := range st.Deployments {
+		d := &st.Deployments[i]
+		key := d.Name + "." + d.Namespace
+		in.deps[key] = d
+		meta, merr := c.o.Policy.ParseMeta(d.Labels, d.Annotations, containerEnv(d))
+		f := policy.Function{
+			Name: d.Name, Namespace: d.Namespace, Tier: meta.Tier,
+			Schedule: meta.Schedule, ScheduleSpec: meta.ScheduleSpec,
+			Replicas: replicasOf(d), ReadyReplicas: d.Status.ReadyReplicas,
+			MinReplicas: meta.MinReplicas, MaxReplicas: meta.MaxReplicas, MaxInflight: meta.MaxInflight,
+			Requests: podRequests(&d.Spec.Template.Spec), Limits: podLimits(&d.Spec.Template.Spec),
+			PendingPods: max(0, replicasOf(d)-int32(len(bound[podKey{d.Namespace, d.Name}]))),
+			StartupTime: meta.StartupTime,
+		}
+		if f.StartupTime == 0 {
+			f.StartupTime = c.learnedStartup(key)
+		}
+		f.Rejections, f.Invocations, f.Duration, f.Inflight, f.Pending = ms.function(key)
+		for _, p := range bound[podKey{d.Namespace, d.Name}] {
+			cpu, mem := ms.pod(p.Namespace, p.Name)
+			f.Pods = append(f.Pods, policy.Pod{Name: p.Name, Node: p.Spec.NodeName, Ready: podReady(p), CPU: cpu, Memory: mem})
+		}
+
+		// Activity now moves the last run.
+		in.persisted[key] = meta.LastRun
+		if f.Invocations.Value > 0 || f.Inflight.Value > 0 || f.Pending.Value > 0 {
+			c.lastRun[key] = now
+			in.active[key] = true
+		}
+		f.LastRun = latest(meta.LastRun, c.lastRun[key])
+		f.LastScale = latest(lastReplicaChange(d), c.lastScale[key])
+		f.ActivationRequested = latest(meta.ActivationRequested, c.activation[key])
+
+		if merr != nil {
+			f.Hold = true
+			invalid++
+			if c.invalid[key] != merr.Error() {
+				c.invalid[key] = merr.Error()
+				c.o.Log.Info("invalid function metadata: holding the function where it is", "function", key, "error", merr.Error())
+				c.o.Recorder.Eventf(d, nil, corev1.EventTypeWarning, EventInvalidMetadata, actionRead, "tierscaler holds this function where it is: %s", merr.Error())
+			}
+		} else {
+			delete(c.invalid, key)
+		}
+		if h, ok := c.holds[key]; ok && now.Before(h.until) {
+			f.Hold = true
+		}
+		in.snap.Functions = append(in.snap.Functions, f)
+	}
+	c.o.Metrics.InvalidFunctions.Set(float64(invalid))
+	return in, nil
+}
+
+// replicasOf is a Deployment's desired replicas (1 when unset).
+func replicasOf(d *appsv1.Deployment) int32 {
+	if d.Spec.Replicas == nil {
+		return 1
+	}
+	return *d.Spec.Replicas
+}
+
+// buildNodes computes each node's allocatable and requested resources from
+// the pods bound to it, leaving out terminal and terminating pods and the
+// pods a scale-down is about to remove: their room is on its way back.
+func buildNodes(st *ClusterState, leaving map[*corev1.Pod]bool) []policy.Node {
+	nodes := make([]policy.Node, len(st.Nodes))
+	idx := make(map[string]int, len(st.Nodes))
+	for i := range st.Nodes {
+		n := &st.Nodes[i]
+		nodes[i] = policy.Node{Name: n.Name, Allocatable: nodeResources(n.Status.Allocatable), Schedulable: nodeSchedulable(n)}
+		idx[n.Name] = i
+	}
+	for i := range st.Pods {
+		p := &st.Pods[i]
+		if p.Spec.NodeName == "" || terminal(p) || p.DeletionTimestamp != nil || leaving[p] {
+			continue
+		}
+		if j, ok := idx[p.Spec.NodeName]; ok {
+			nodes[j].Requested = nodes[j].Requested.Add(podRequests(&p.Spec))
+		}
+	}
+	return nodes
+}
+
+// detectReverts compares each function tierscaler recently scaled with what
+// the cluster now says. A change by another actor after tierscaler's (OpenFaaS
+// CE's provider puts 0 back to 1 and caps at 5) puts the function on hold for
+// a backoff: tierscaler never fights it in a loop. Called with c.mu held.
+func (c *Controller) detectReverts(st *ClusterState, now time.Time) {
+	if len(c.expect) == 0 {
+		return
+	}
+	byKey := make(map[string]*appsv1.Deployment, len(st.Deployments))
+	for i := range st.Deployments {
+		d := &st.Deployments[i]
+		byKey[d.Name+"."+d.Namespace] = d
+	}
+	for key, e := range c.expect {
+		d, ok := byKey[key]
+		if !ok {
+			delete(c.expect, key)
+			continue
+		}
+		if d.Generation <= e.generation || d.Spec.Replicas == nil {
+			// Our change is not visible yet.
+			if now.Sub(e.at) > c.o.RevertWatch {
+				delete(c.expect, key)
+			}
+			continue
+		}
+		if got := *d.Spec.Replicas; got != e.to {
+			h := c.holds[key]
+			backoff := c.o.RevertBackoff << min(h.repeats, 3)
+			h = hold{until: now.Add(backoff), repeats: h.repeats + 1,
+				why: fmt.Sprintf("set to %d by tierscaler, changed to %d by another actor", e.to, got)}
+			c.holds[key] = h
+			delete(c.expect, key)
+			c.o.Metrics.ProviderReverts.WithLabelValues(key).Inc()
+			c.o.Log.Info("another actor reverted tierscaler's scale; leaving the function alone", "function", key,
+				"setTo", e.to, "now", got, "backoff", backoff,
+				"hint", "OpenFaaS CE resets 0 to 1 and caps at 5; see the chart README")
+			c.o.Recorder.Eventf(d, nil, corev1.EventTypeWarning, EventProviderReverted, actionDetect,
+				"tierscaler set replicas to %d, another actor changed them to %d (OpenFaaS CE puts 0 back to 1 and caps at 5); not retrying for %s", e.to, got, backoff)
+			continue
+		}
+		if now.Sub(e.at) > c.o.RevertWatch {
+			delete(c.expect, key)
+			if h, ok := c.holds[key]; ok && now.After(h.until.Add(c.o.RevertWatch)) {
+				delete(c.holds, key)
+			}
+		}
+	}
+}
+
+// act applies the actions in plan order: evictions first, then the scale-ups
+// they make room for.
+func (c *Controller) act(ctx context.Context, actions []policy.Action, in *inputs, now time.Time) []policy.Action {
+	var applied []policy.Action
+	for _, a := range actions {
+		key := a.Key()
+		d := in.deps[key]
+		if d == nil {
+			continue
+		}
+		log := c.o.Log.WithValues("function", key, "tier", a.Tier, "from", a.From, "to", a.To, "reason", a.Reason)
+		if a.Claim != "" {
+			log = log.WithValues("claim", a.Claim)
+		}
+		if c.o.DryRun {
+			log.Info("dry run: would scale", "explanation", a.Explanation)
+			applied = append(applied, a)
+			c.recordAction(key, "would "+describe(a), now)
+			continue
+		}
+		err := c.o.Cluster.Scale(ctx, d, a.From, a.To)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrChanged):
+			log.Info("replicas changed since the plan was made; deciding again next cycle")
+			c.o.Metrics.PatchErrors.WithLabelValues("changed").Inc()
+			continue
+		default:
+			reason := patchErrorReason(err)
+			c.o.Metrics.PatchErrors.WithLabelValues(reason).Inc()
+			log.Error(err, "scale failed", "errorReason", reason)
+			c.o.Recorder.Eventf(d, nil, corev1.EventTypeWarning, EventScaleFailed, actionScale, "scaling from %d to %d (%s) failed: %v", a.From, a.To, a.Reason, err)
+			if reason == "forbidden" || reason == "not-found" {
+				c.mu.Lock()
+				c.holds[key] = hold{until: now.Add(c.o.RevertBackoff), why: err.Error()}
+				c.mu.Unlock()
+			}
+			continue
+		}
+		applied = append(applied, a)
+		c.o.Metrics.Actions.WithLabelValues(string(a.Tier), string(a.Reason)).Inc()
+		var related *appsv1.Deployment
+		if a.Reason == policy.ReasonEvictForCapacity {
+			related = in.deps[a.Claim]
+			claimTier := ""
+			for i := range in.snap.Functions {
+				if in.snap.Functions[i].Key() == a.Claim {
+					claimTier = string(in.snap.Functions[i].Tier)
+				}
+			}
+			c.o.Metrics.Evictions.WithLabelValues(string(a.Tier), claimTier).Inc()
+		}
+		note := fmt.Sprintf("%s: %d -> %d: %s", a.Reason, a.From, a.To, a.Explanation)
+		if related != nil {
+			c.o.Recorder.Eventf(d, related, corev1.EventTypeNormal, eventReason(a.Reason), actionEvict, "%s", note)
+		} else {
+			c.o.Recorder.Eventf(d, nil, corev1.EventTypeNormal, eventReason(a.Reason), actionScale, "%s", note)
+		}
+		log.Info("scaled", "explanation", a.Explanation)
+		c.mu.Lock()
+		c.lastScale[key] = now
+		c.expect[key] = expectation{to: a.To, generation: d.Generation, at: now}
+		if a.From == 0 && a.To > 0 {
+			c.scaledUpAt[key] = now
+		}
+		c.mu.Unlock()
+		c.recordAction(key, describe(a), now)
+	}
+	return applied
+}
+
+func describe(a policy.Action) string {
+	s := fmt.Sprintf("%s %d->%d", a.Reason, a.From, a.To)
+	if a.Claim != "" {
+		s += " for " + a.Claim
+	}
+	return s
+}
+
+func (c *Controller) recordAction(key, what string, now time.Time) {
+	c.mu.Lock()
+	c.lastAction[key] = now.UTC().Format(time.RFC3339) + " " + what
+	c.mu.Unlock()
+}
+
+func patchErrorReason(err error) string {
+	switch {
+	case apierrors.IsConflict(err):
+		return "conflict"
+	case apierrors.IsForbidden(err):
+		return "forbidden"
+	case apierrors.IsNotFound(err):
+		return "not-found"
+	default:
+		return "other"
+	}
+}
+
+// verify tracks the plan's readiness checks. A check whose function has the
+// Ready replicas it asks for is done; one whose deadline passes without them
+// becomes a shortfall (prewarm missed, activation timeout) until the function
+// is Ready or MissedHold passes.
+func (c *Controller) verify(ctx context.Context, checks []policy.ReadinessCheck, in *inputs, now time.Time) []policy.Shortfall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range checks {
+		k := ch.Key() + "/" + string(ch.Kind)
+		if old, ok := c.checks[k]; !ok || !old.Deadline.Equal(ch.Deadline) {
+			c.checks[k] = ch
+		}
+	}
+	ready := func(key string, n int32) bool {
+		d := in.deps[key]
+		return d != nil && d.Status.ReadyReplicas >= n
+	}
+	for k, ch := range c.checks {
+		d := in.deps[ch.Key()]
+		if d == nil {
+			delete(c.checks, k)
+			continue
+		}
+		if ready(ch.Key(), ch.MinReady) {
+			delete(c.checks, k)
+			delete(c.missed, k)
+			continue
+		}
+		if now.Before(ch.Deadline) {
+			continue
+		}
+		delete(c.checks, k)
+		reason, event, alertReason := policy.ShortfallPrewarmMissed, EventPrewarmMissed, "was not Ready by its fire time"
+		if ch.Kind == policy.CheckActivation {
+			reason, event, alertReason = policy.ShortfallActivationTimeout, EventActivationTimeout, "was not Ready within the activation timeout"
+		}
+		sf := policy.Shortfall{Function: ch.Function, Namespace: ch.Namespace, Tier: ch.Tier, Reason: reason,
+			Deadline: ch.Deadline, Missing: policy.Resources{Pods: int64(ch.MinReady - d.Status.ReadyReplicas)},
+			Message: fmt.Sprintf("%s %s (deadline %s, %d of %d Ready)", ch.Key(), alertReason, ch.Deadline.UTC().Format(time.RFC3339), d.Status.ReadyReplicas, ch.MinReady)}
+		c.missed[k] = missed{shortfall: sf, until: now.Add(c.o.MissedHold)}
+		c.o.Metrics.ReadinessMissed.WithLabelValues(string(ch.Kind)).Inc()
+		c.o.Log.Info("readiness check missed", "function", ch.Key(), "kind", ch.Kind, "deadline", ch.Deadline)
+		c.o.Recorder.Eventf(d, nil, corev1.EventTypeWarning, event, actionVerify, "%s", sf.Message)
+	}
+	var out []policy.Shortfall
+	for k, m := range c.missed {
+		if ready(m.shortfall.Key(), 1) || now.After(m.until) {
+			delete(c.missed, k)
+			continue
+		}
+		out = append(out, m.shortfall)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out
+}
+
+// report updates the metrics and status and hands the shortfalls to the sink.
+// A capacity shortfall gets one Warning event when it starts.
+func (c *Controller) report(ctx context.Context, plan *policy.Plan, shortfalls []policy.Shortfall, in *inputs, now time.Time) {
+	m := c.o.Metrics
+	m.Shortfalls.Reset()
+	current := map[string]bool{}
+	for _, sf := range shortfalls {
+		m.Shortfalls.WithLabelValues(string(sf.Tier), string(sf.Reason)).Inc()
+		k := sf.Key() + "/" + string(sf.Reason)
+		current[k] = true
+		c.mu.Lock()
+		seen := c.shortfalls[k]
+		c.mu.Unlock()
+		if !seen && sf.Function != "" && !c.o.DryRun {
+			switch sf.Reason {
+			case policy.ShortfallCapacity, policy.ShortfallQuota, policy.ShortfallBudget:
+				if d := in.deps[sf.Key()]; d != nil {
+					c.o.Recorder.Eventf(d, nil, corev1.EventTypeWarning, EventShortfall, actionScale, "%s", sf.Message)
+				}
+			}
+		}
+	}
+	c.mu.Lock()
+	c.shortfalls = current
+	c.mu.Unlock()
+
+	desired := map[string]int32{}
+	for _, a := range plan.Actions {
+		desired[a.Key()] = a.To
+	}
+	m.DesiredReplicas.Reset()
+	m.Replicas.Reset()
+	for i := range in.snap.Functions {
+		f := &in.snap.Functions[i]
+		want, ok := desired[f.Key()]
+		if !ok {
+			want = f.Replicas
+		}
+		m.DesiredReplicas.WithLabelValues(f.Key(), string(f.Tier)).Set(float64(want))
+		m.Replicas.WithLabelValues(f.Key(), string(f.Tier)).Set(float64(f.Replicas))
+	}
+	c.setStatus(plan, shortfalls, in, desired, now)
+	if c.o.Sink != nil {
+		c.o.Sink.Sync(ctx, now, shortfalls)
+	}
+}
+
+// persistLastRuns writes the tierscaler.io/last-run annotation of functions
+// whose last run moved by at least LastRunResolution, a bounded number per
+// cycle, so that a restart keeps the eviction order.
+func (c *Controller) persistLastRuns(ctx context.Context, in *inputs, now time.Time) {
+	if c.o.DryRun {
+		return
+	}
+	keys := make([]string, 0, len(in.active))
+	for k := range in.active {
+		if now.Sub(in.persisted[k]) >= c.o.LastRunResolution {
+			keys = append(keys, k)
+		}
+	}
+	// Oldest persisted first, so every function gets its turn.
+	sort.Slice(keys, func(i, j int) bool { return in.persisted[keys[i]].Before(in.persisted[keys[j]]) })
+	for i, k := range keys {
+		if i >= c.o.MaxAnnotationWrites {
+			break
+		}
+		err := c.o.Cluster.Annotate(ctx, in.deps[k], map[string]string{policy.AnnotationLastRun: now.UTC().Format(time.RFC3339)})
+		if err != nil {
+			c.o.Metrics.PatchErrors.WithLabelValues(patchErrorReason(err)).Inc()
+			c.o.Log.Error(err, "could not persist the last run", "function", k)
+			continue
+		}
+		c.o.Metrics.LastRunWrites.Inc()
+	}
+}
