@@ -1,0 +1,9 @@
+//go:build integration && !linux
+
+package alerts
+
+import "syscall"
+
+// setDeathSignal does nothing where Pdeathsig does not exist; Stop still
+// ends Alertmanager when the test ends normally.
+func setDeathSignal(*syscall.SysProcAttr) {}
