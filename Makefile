@@ -30,8 +30,8 @@ lint: ## gofmt and go vet.
 	$(GO) vet -tags integration $(PKGS)
 
 .PHONY: test-unit
-test-unit: ## Fast tests: no external processes.
-	$(GO) test -count=1 $(PKGS)
+test-unit: ## Fast tests: no external processes (-short skips the helm and promtool ones).
+	$(GO) test -short -count=1 $(PKGS)
 
 .PHONY: test-integration
 test-integration: tools ## Tests against a real apiserver, scheduler, controller-manager, kwok, Prometheus and Alertmanager.

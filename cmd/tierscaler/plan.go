@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tierscaler/tierscaler/policy"
+	"github.com/tierscaler/tierscaler/scaler"
+)
+
+func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("plan", stderr)
+	policyFile := fs.String("policy", "/etc/tierscaler/policy.yaml", "policy file")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	tokenFile := fs.String("token-file", "", "bearer token file to authenticate with instead of the kubeconfig's credentials")
+	output := fs.String("o", "table", "output: table or json")
+	allPods := fs.Bool("all-pods", true, "read Pods in every namespace (see run)")
+	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *output != "table" && *output != "json" {
+		return fmt.Errorf("%w: -o %q: want table or json", errUsage, *output)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	if _, err := newLogger("text", "error"); err != nil {
+		return err
+	}
+	pol, err := policy.Load(*policyFile)
+	if err != nil {
+		return fmt.Errorf("policy %s: %w", *policyFile, err)
+	}
+	cfg, err := restConfig(*kubeconfig, *tokenFile)
+	if err != nil {
+		return err
+	}
+	c, err := cache.New(cfg, scaler.CacheOptions(pol.Namespaces, *allPods))
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	direct, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return err
+	}
+	go func() { _ = c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		return fmt.Errorf("the informer caches did not sync within %s: is the API server reachable, and may this identity list deployments, pods, nodes and resourcequotas?", *timeout)
+	}
+	querier, err := scaler.NewPrometheusQuerier(pol.Prometheus.URL, nil)
+	if err != nil {
+		return err
+	}
+	ctl, err := scaler.New(scaler.Options{
+		Policy: pol, Querier: querier, DryRun: true, Log: logr.Discard(),
+		Metrics: scaler.NewMetrics(prometheus.NewRegistry()),
+		Cluster: &scaler.KubeCluster{Cached: c, Direct: direct, Namespaces: pol.Namespaces},
+	})
+	if err != nil {
+		return err
+	}
+	res, err := ctl.Plan(ctx)
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res.Plan)
+	}
+	return printPlan(stdout, res.Plan)
+}
+
+// printPlan renders a plan as tables.
+func printPlan(w io.Writer, p *policy.Plan) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if !p.MetricsAvailable {
+		fmt.Fprintln(tw, "Metrics are unavailable: failing static (no scale-down, zeroing or eviction).")
+	}
+	if len(p.Actions) == 0 {
+		fmt.Fprintln(tw, "No actions.")
+	} else {
+		fmt.Fprintln(tw, "FUNCTION\tTIER\tFROM → TO\tREASON\tEXPLANATION")
+		for _, a := range p.Actions {
+			reason := string(a.Reason)
+			if a.Claim != "" {
+				reason += " (for " + a.Claim + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d → %d\t%s\t%s\n", a.Key(), a.Tier, a.From, a.To, reason, a.Explanation)
+		}
+	}
+	if len(p.Shortfalls) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "SHORTFALL\tTIER\tREASON\tMISSING\tMESSAGE")
+		for _, s := range p.Shortfalls {
+			fn := s.Key()
+			if s.Function == "" {
+				fn = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", fn, orDash(string(s.Tier)), s.Reason, missing(s.Missing), s.Message)
+		}
+	}
+	if len(p.Checks) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "READINESS CHECK\tKIND\tDEADLINE")
+		for _, c := range p.Checks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Key(), c.Kind, c.Deadline.UTC().Format(time.RFC3339))
+		}
+	}
+	return tw.Flush()
+}
+
+func missing(r policy.Resources) string {
+	var parts []string
+	if r.MilliCPU > 0 {
+		parts = append(parts, fmt.Sprintf("cpu=%dm", r.MilliCPU))
+	}
+	if r.Memory > 0 {
+		parts = append(parts, fmt.Sprintf("memory=%dMi", r.Memory>>20))
+	}
+	if r.Pods > 0 {
+		parts = append(parts, fmt.Sprintf("pods=%d", r.Pods))
+	}
+	return orDash(strings.Join(parts, " "))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
