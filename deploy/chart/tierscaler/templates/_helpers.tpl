@@ -1,0 +1,79 @@
+{{/* Chart name, at most 63 characters. */}}
+{{- define "tierscaler.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: fullnameOverride, else the release name when it contains the chart
+name, else <release>-<chart>. `helm install tierscaler` in namespace openfaas
+gives the Service tierscaler.openfaas that the README's Alertmanager snippet
+points at.
+*/}}
+{{- define "tierscaler.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tierscaler.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: stable across upgrades. */}}
+{{- define "tierscaler.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tierscaler.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "tierscaler.labels" -}}
+helm.sh/chart: {{ include "tierscaler.chart" . }}
+{{ include "tierscaler.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "tierscaler.tag" . | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{- define "tierscaler.tag" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{- define "tierscaler.image" -}}
+{{- printf "%s:%s" .Values.image.repository (include "tierscaler.tag" .) }}
+{{- end }}
+
+{{- define "tierscaler.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "tierscaler.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the webhook bearer token. */}}
+{{- define "tierscaler.webhookSecretName" -}}
+{{- default (printf "%s-webhook" (include "tierscaler.fullname" .)) .Values.webhook.existingSecret }}
+{{- end }}
+
+{{/*
+The policy file: apiVersion and kind, then .Values.policy. Top-level sections
+left empty ({}) or null are left out, so that the binary applies its defaults;
+empty lists are kept (alertmanager.urls: [] turns alerting off).
+*/}}
+{{- define "tierscaler.policy" -}}
+{{- $p := dict }}
+{{- range $k, $v := .Values.policy }}
+{{- if not (or (kindIs "invalid" $v) (and (kindIs "map" $v) (empty $v))) }}
+{{- $_ := set $p $k $v }}
+{{- end }}
+{{- end -}}
+apiVersion: tierscaler.io/v1alpha1
+kind: Policy
+{{ toYaml $p }}
+{{- end }}
