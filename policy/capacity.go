@@ -256,7 +256,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 			cands = append(cands, w)
 		}
 	}
-	slices.SortStableFunc(claims, func(a, b claim) int {
+	slices.SortFunc(claims, func(a, b claim) int {
 		if a.class != b.class {
 			return cmp.Compare(a.class, b.class)
 		}
@@ -273,7 +273,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 		}
 	}
 	cands = kept
-	slices.SortStableFunc(cands, func(x, y *want) int {
+	slices.SortFunc(cands, func(x, y *want) int {
 		a, b := x.f, y.f
 		if rank[a.Tier] != rank[b.Tier] {
 			return cmp.Compare(rank[a.Tier], rank[b.Tier])

@@ -507,7 +507,8 @@ func ceilReplicas(v float64) int32 {
 
 // sortActions orders the plan's actions so that room is freed before it is
 // claimed: evictions in the order they were chosen, then zeroing, then other
-// scale-downs, then scale-ups, each by function.
+// scale-downs, then scale-ups, each by namespace and name (unique, so an
+// unstable sort is deterministic).
 func sortActions(actions []Action) {
 	rank := func(a *Action) int {
 		switch {
@@ -521,10 +522,19 @@ func sortActions(actions []Action) {
 			return 3
 		}
 	}
-	slices.SortStableFunc(actions, func(a, b Action) int {
-		ra, rb := rank(&a), rank(&b)
-		if ra != rb || ra == 0 {
-			return cmp.Compare(ra, rb)
+	// Evictions are appended in the order they are chosen; move them to
+	// the front, keeping that order, and sort the rest.
+	n := 0
+	for i := range actions {
+		if rank(&actions[i]) == 0 {
+			actions[n], actions[i] = actions[i], actions[n]
+			n++
+		}
+	}
+	rest := actions[n:]
+	slices.SortFunc(rest, func(a, b Action) int {
+		if c := cmp.Compare(rank(&a), rank(&b)); c != 0 {
+			return c
 		}
 		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
 			return c

@@ -73,7 +73,15 @@ type Controller struct {
 	invalid    map[string]string
 	shortfalls map[string]bool
 	lastAction map[string]string
+	metas      map[string]metaEntry
 	status     Status
+}
+
+// metaEntry caches a Deployment's parsed metadata for one resourceVersion.
+type metaEntry struct {
+	uid, resourceVersion string
+	meta                 policy.Meta
+	err                  error
 }
 
 type expectation struct {
@@ -132,6 +140,7 @@ func New(o Options) (*Controller, error) {
 		scaledUpAt: map[string]time.Time{}, startups: map[string][]time.Duration{}, expect: map[string]expectation{},
 		holds: map[string]hold{}, checks: map[string]policy.ReadinessCheck{}, missed: map[string]missed{},
 		invalid: map[string]string{}, shortfalls: map[string]bool{}, lastAction: map[string]string{},
+		metas: map[string]metaEntry{},
 	}, nil
 }
 
@@ -420,7 +429,7 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 		d := &st.Deployments[i]
 		key := d.Name + "." + d.Namespace
 		in.deps[key] = d
-		meta, merr := c.o.Policy.ParseMeta(d.Labels, d.Annotations, containerEnv(d))
+		meta, merr := c.meta(d)
 		f := policy.Function{
 			Name: d.Name, Namespace: d.Namespace, Tier: meta.Tier,
 			Schedule: meta.Schedule, ScheduleSpec: meta.ScheduleSpec,
@@ -466,7 +475,29 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 		in.snap.Functions = append(in.snap.Functions, f)
 	}
 	c.o.Metrics.InvalidFunctions.Set(float64(invalid))
+	c.forget(in.deps)
 	return in, nil
+}
+
+// forget drops what the controller remembers of functions that no longer
+// exist. Called with c.mu held.
+func (c *Controller) forget(exist map[string]*appsv1.Deployment) {
+	for _, m := range []map[string]time.Time{c.lastRun, c.lastScale, c.activation, c.scaledUpAt} {
+		prune(m, exist)
+	}
+	prune(c.metas, exist)
+	prune(c.startups, exist)
+	prune(c.invalid, exist)
+	prune(c.lastAction, exist)
+	prune(c.holds, exist)
+}
+
+func prune[V any](m map[string]V, exist map[string]*appsv1.Deployment) {
+	for k := range m {
+		if exist[k] == nil {
+			delete(m, k)
+		}
+	}
 }
 
 // replicasOf is a Deployment's desired replicas (1 when unset).
@@ -475,6 +506,18 @@ func replicasOf(d *appsv1.Deployment) int32 {
 		return 1
 	}
 	return *d.Spec.Replicas
+}
+
+// meta parses d's labels, annotations and environment, once per
+// resourceVersion. Called with c.mu held.
+func (c *Controller) meta(d *appsv1.Deployment) (policy.Meta, error) {
+	key := d.Name + "." + d.Namespace
+	if e, ok := c.metas[key]; ok && e.uid == string(d.UID) && e.resourceVersion == d.ResourceVersion && d.ResourceVersion != "" {
+		return e.meta, e.err
+	}
+	m, err := c.o.Policy.ParseMeta(d.Labels, d.Annotations, containerEnv(d))
+	c.metas[key] = metaEntry{uid: string(d.UID), resourceVersion: d.ResourceVersion, meta: m, err: err}
+	return m, err
 }
 
 // buildNodes computes each node's allocatable and requested resources from
