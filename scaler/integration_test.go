@@ -28,6 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/tierscaler/tierscaler/hack/emulator"
 	"github.com/tierscaler/tierscaler/hack/testenv"
@@ -37,6 +38,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Each controller logs through its own logger; controller-runtime's
+	// global one (client-go's reflectors) is silenced.
+	ctrllog.SetLogger(logr.Discard())
 	// No default nodes: every test brings its own pool.
 	os.Exit(testenv.Run(m, testenv.Options{Nodes: -1}))
 }
@@ -46,8 +50,9 @@ const ns = testenv.FunctionNamespace
 // interval is the test policy's reconcile interval.
 const interval = 2 * time.Second
 
-// testPolicy is a policy scaled down to test time: a 2s interval and 5s rate
-// windows over the 1s scrapes of the test Prometheus.
+// testPolicy is a policy scaled down to test time: a 2s interval, and irate
+// over 5s windows of the 1s scrapes of the test Prometheus, so that a burst
+// is seen at its full rate at once.
 const testPolicy = `apiVersion: tierscaler.io/v1alpha1
 kind: Policy
 prometheus: {url: "%s", timeout: 1500ms, maxStaleness: 30s}
@@ -59,8 +64,8 @@ tiers:
   async: {idleAfter: %s, activationTimeout: 30s, pendingPerReplica: 10}
 preemption: {minResidency: 5s}
 queries:
-  rejections: 'sum by (function_name) (rate(gateway_function_invocation_total{code="429"}[5s]))'
-  invocations: 'sum by (function_name) (rate(gateway_function_invocation_total[5s]))'
+  rejections: 'sum by (function_name) (irate(gateway_function_invocation_total{code="429"}[5s]))'
+  invocations: 'sum by (function_name) (irate(gateway_function_invocation_total[5s]))'
   duration: 'sum by (function_name) (rate(gateway_functions_seconds_sum{code="200"}[5s])) / (sum by (function_name) (rate(gateway_functions_seconds_count{code="200"}[5s])) > 0)'
   inflight: 'max_over_time((sum by (function_name) (gateway_function_invocation_started) - sum by (function_name) (gateway_function_invocation_total))[5s:1s]) or (0 * max by (function_name) (gateway_service_count))'
   cpu: 'sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[5s]))'
@@ -290,16 +295,16 @@ functions:
 	require.EqualValues(t, 1, f.replicas("burst-api"))
 	// 60 req/s of 200ms are 12 concurrent requests; one replica takes 4.
 	require.NoError(t, f.em.SetRate("burst-api", 60))
-	rejections := `sum by (function_name) (rate(gateway_function_invocation_total{code="429",function_name="burst-api.openfaas-fn"}[5s]))`
+	rejections := `sum by (function_name) (irate(gateway_function_invocation_total{code="429",function_name="burst-api.openfaas-fn"}[5s]))`
 	seen := f.eventually(30*time.Second, "Prometheus sees the 429s", func() bool { return f.query(rejections) > f.pol.RejectionRate() })
 	scaled := f.eventually(30*time.Second, "burst-api is scaled up", func() bool { return f.replicas("burst-api") > 1 })
 	reaction := scaled.Sub(seen)
 	t.Logf("reaction: Prometheus saw the 429s, the scale patch was visible %s later (interval %s); replicas now %d",
 		reaction.Round(time.Millisecond), interval, f.replicas("burst-api"))
 	require.LessOrEqual(t, reaction, 2*interval, "scaled within two reconcile intervals of Prometheus seeing the 429s")
-	// Not +1: the first step goes most of the way to ceil(12 / (4 × 0.7)) = 5
-	// (the 5s rate window still mixes in the load from before the burst).
-	require.Greater(t, f.replicas("burst-api"), int32(2), "scaled to what the demand needs, not +1")
+	// Not +1: 60 req/s × 0.2s = 12 concurrent requests need
+	// ceil(12 / (4 × 0.7)) = 5 replicas, in one step.
+	require.EqualValues(t, 5, f.replicas("burst-api"), "scaled to what the demand needs, not +1")
 
 	f.eventually(60*time.Second, "the 429s stop", func() bool {
 		st := f.state("burst-api")
