@@ -5,8 +5,18 @@ import (
 	"container/heap"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
+
+// text builds the explanations on hot paths without fmt: plans of thousands
+// of actions format thousands of them.
+type text []byte
+
+func (t text) s(v string) text            { return append(t, v...) }
+func (t text) i(v int64) text             { return strconv.AppendInt(t, v, 10) }
+func (t text) f(v float64, prec int) text { return strconv.AppendFloat(t, v, 'f', prec, 64) }
 
 // compareFunctions orders functions by name.namespace without building the
 // key.
@@ -227,6 +237,16 @@ func tierClass(t Tier) claimClass {
 // served in priority order with evictions, then shortfalls.
 func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 	c := newCapacity(s)
+	// Size the plan once: at most one action per function plus the
+	// evictions, one check per function that has one.
+	nChecks := 0
+	for i := range wants {
+		if wants[i].check != nil {
+			nChecks++
+		}
+	}
+	plan.Actions = make([]Action, 0, len(wants)+max(0, p.MaxEvictions()))
+	plan.Checks = make([]ReadinessCheck, 0, nChecks)
 	var claims []claim
 	var cands []*want
 	for i := range wants {
@@ -358,27 +378,27 @@ func shortfall(cl claim, req Resources, missing int32, why blocked, budget, cand
 	if cl.w.check != nil {
 		sf.Deadline = cl.w.check.Deadline
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d of %d pod(s) of %s (%s) do not fit", missing, cl.pods, f.Key(), claimReason(cl))
+	b := text(make([]byte, 0, 160)).i(n).s(" of ").i(int64(cl.pods)).s(" pod(s) of ").s(f.Name).s(".").s(f.Namespace).
+		s(" (").s(claimReason(cl)).s(") do not fit")
 	switch {
 	case why == blockedByQuota:
 		sf.Reason = ShortfallQuota
-		fmt.Fprintf(&b, ": the ResourceQuota of namespace %s has no room", f.Namespace)
+		b = b.s(": the ResourceQuota of namespace ").s(f.Namespace).s(" has no room")
 	case budget == 0 && candidatesLeft > 0 && metrics:
 		sf.Reason = ShortfallBudget
-		b.WriteString(": the eviction budget of this cycle is spent")
+		b = b.s(": the eviction budget of this cycle is spent")
 	default:
 		sf.Reason = ShortfallCapacity
-		b.WriteString(": no node has room")
+		b = b.s(": no node has room")
 		if !metrics {
-			b.WriteString(" and nothing is evicted while metrics are unavailable")
+			b = b.s(" and nothing is evicted while metrics are unavailable")
 		} else {
-			b.WriteString(" and no idle function's room would help")
+			b = b.s(" and no idle function's room would help")
 		}
 	}
 	if !sf.Deadline.IsZero() {
-		fmt.Fprintf(&b, " (needed by %s)", sf.Deadline.UTC().Format("2006-01-02T15:04:05Z"))
+		b = b.s(" (needed by ").s(sf.Deadline.UTC().Format(time.RFC3339)).s(")")
 	}
-	sf.Message = b.String()
+	sf.Message = string(b)
 	return sf
 }

@@ -52,7 +52,8 @@ func Decide(s *Snapshot, p *Policy, now time.Time) *Plan {
 			Message: "Prometheus data is unavailable, stale or invalid: holding every scale-down, zeroing and eviction",
 		})
 	}
-	r := rules{p: p, now: now, metrics: s.MetricsAvailable, next: map[string]time.Time{}, lastFire: map[string]bool{}}
+	r := rules{p: p, now: now, metrics: s.MetricsAvailable, next: map[string]time.Time{}, lastFire: map[string]bool{},
+		nextTexts: map[string]string{}, lookaheadText: p.Tiers.Cron.Lookahead.Duration.String()}
 	wants := make([]want, len(s.Functions))
 	for i := range s.Functions {
 		wants[i] = r.decide(&s.Functions[i])
@@ -68,8 +69,11 @@ type rules struct {
 	metrics bool
 	// next and lastFire memoise cron computations by schedule text: many
 	// functions share a schedule.
-	next     map[string]time.Time
-	lastFire map[string]bool
+	next      map[string]time.Time
+	lastFire  map[string]bool
+	nextTexts map[string]string
+	// lookaheadText is the cron lookahead, formatted once.
+	lookaheadText string
 }
 
 // bounds returns the active replica range of f: at least max(1, min).
@@ -342,10 +346,12 @@ func (r *rules) scaleDown(f *Function, w *want, window time.Duration) {
 			if oc, ok := offeredConcurrency(f); ok && oc > c {
 				c = oc
 			}
-			why = fmt.Sprintf("low utilisation: %.1f concurrent requests need %d replicas at %.0f%% of max_inflight %d (floor %d)",
-				c, need, r.p.Thresholds.TargetUtilization*100, f.MaxInflight, lo)
+			why = string(text(make([]byte, 0, 112)).s("low utilisation: ").f(c, 1).s(" concurrent requests need ").i(int64(need)).
+				s(" replicas at ").f(r.p.Thresholds.TargetUtilization*100, 0).s("% of max_inflight ").i(int64(f.MaxInflight)).
+				s(" (floor ").i(int64(lo)).s(")"))
 		} else {
-			why = fmt.Sprintf("low utilisation: %s usage needs %d replicas to stay under its threshold (floor %d)", by, need, lo)
+			why = string(text(make([]byte, 0, 96)).s("low utilisation: ").s(by).s(" usage needs ").i(int64(need)).
+				s(" replicas to stay under its threshold (floor ").i(int64(lo)).s(")"))
 		}
 		w.set(need, ReasonScaleDownIdle, classNone, why)
 	}
@@ -359,6 +365,16 @@ func (r *rules) nextFire(f *Function) time.Time {
 	t := f.Schedule.Next(r.now.In(r.p.Location()))
 	r.next[f.ScheduleSpec] = t
 	return t
+}
+
+// nextText is the next fire time as RFC 3339, memoised like nextFire.
+func (r *rules) nextText(f *Function) string {
+	if s, ok := r.nextTexts[f.ScheduleSpec]; ok {
+		return s
+	}
+	s := r.nextFire(f).UTC().Format(time.RFC3339)
+	r.nextTexts[f.ScheduleSpec] = s
+	return s
 }
 
 // firedWithin reports whether the schedule fired in (now-d, now].
@@ -417,8 +433,9 @@ func (r *rules) cron(f *Function, w *want) {
 	}
 	protected := due || running || inGrace || fired || !known
 	if !protected && r.p.ZeroCronWhenIdle() {
-		w.set(0, ReasonZeroIdle, classNone, fmt.Sprintf("idle: next fire %s is beyond the %s lookahead, nothing in flight, last run %s",
-			next.UTC().Format(time.RFC3339), c.Lookahead.Duration, lastRunText(f.LastRun)))
+		// Many functions go idle at once: no Sprintf on this path.
+		w.set(0, ReasonZeroIdle, classNone, "idle: next fire "+r.nextText(f)+" is beyond the "+r.lookaheadText+
+			" lookahead, nothing in flight, last run "+lastRunText(f.LastRun))
 		return
 	}
 	r.scaleDown(f, w, r.p.Tiers.Sync.ScaleDownWindow.Duration)
@@ -522,18 +539,19 @@ func sortActions(actions []Action) {
 			return 3
 		}
 	}
-	// Evictions are appended in the order they are chosen; move them to
-	// the front, keeping that order, and sort the rest.
-	n := 0
-	for i := range actions {
-		if rank(&actions[i]) == 0 {
-			actions[n], actions[i] = actions[i], actions[n]
-			n++
-		}
+	// Evictions keep the order they were chosen in; the rest is sorted.
+	// Sorting indices keeps the swaps cheap.
+	order := make([]int32, len(actions))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	rest := actions[n:]
-	slices.SortFunc(rest, func(a, b Action) int {
-		if c := cmp.Compare(rank(&a), rank(&b)); c != 0 {
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := &actions[i], &actions[j]
+		ra, rb := rank(a), rank(b)
+		if c := cmp.Compare(ra, rb); c != 0 || ra == 0 {
+			if c == 0 {
+				return cmp.Compare(i, j)
+			}
 			return c
 		}
 		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
@@ -541,4 +559,9 @@ func sortActions(actions []Action) {
 		}
 		return strings.Compare(a.Function, b.Function)
 	})
+	sorted := make([]Action, len(actions))
+	for k, i := range order {
+		sorted[k] = actions[i]
+	}
+	copy(actions, sorted)
 }
