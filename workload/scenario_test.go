@@ -264,7 +264,7 @@ func TestLoad(t *testing.T) {
 	}{
 		{"built-in name", "mixed-small", ""},
 		{"file", good, ""},
-		{"unknown name", "no-such-scenario", "neither a file nor a built-in scenario (built-in: mixed-small"},
+		{"unknown name", "no-such-scenario", "neither a file nor a built-in scenario (built-in: burst, mixed-small"},
 		{"missing file", filepath.Join(dir, "x.yaml"), "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

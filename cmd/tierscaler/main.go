@@ -5,6 +5,7 @@
 //	tierscaler plan      gather and decide once; print the plan; change nothing
 //	tierscaler validate  check a policy file
 //	tierscaler status    show a running controller's status
+//	tierscaler simulate  compare strategies on a workload in virtual time
 //	tierscaler version   print the version
 package main
 
@@ -30,6 +31,7 @@ var commands = []command{
 	{"plan", "gather and decide once, print the plan, change nothing", planCmd},
 	{"validate", "validate a policy file and print it normalised", validateCmd},
 	{"status", "show a running controller's status", statusCmd},
+	{"simulate", "simulate static, idle-only and tierscaler on a workload in virtual time", simulateCmd},
 	{"version", "print the version", versionCmd},
 }
 
