@@ -408,7 +408,6 @@ func (r *rules) cron(f *Function, w *want) {
 	prewarm := until <= lead
 	running := f.Inflight.Known && f.Inflight.Value > 0 || f.Pending.Known && f.Pending.Value > 0
 	inGrace := !f.LastRun.IsZero() && r.now.Sub(f.LastRun) < c.GracePeriod.Duration
-	fired := r.firedWithin(f, c.GracePeriod.Duration)
 	// Cron functions are usually invoked synchronously: an absent queue
 	// metric says nothing about them, and queued work counts only when seen.
 	known := r.metrics && f.Inflight.Known
@@ -431,7 +430,9 @@ func (r *rules) cron(f *Function, w *want) {
 	if r.scaleUp(f, w, classCron) {
 		return
 	}
-	protected := due || running || inGrace || fired || !known
+	// A fire within the grace period protects too, even before its run is
+	// seen (asked last: it costs a schedule evaluation).
+	protected := due || running || inGrace || !known || r.firedWithin(f, c.GracePeriod.Duration)
 	if !protected && r.p.ZeroCronWhenIdle() {
 		// Many functions go idle at once: no Sprintf on this path.
 		w.set(0, ReasonZeroIdle, classNone, "idle: next fire "+r.nextText(f)+" is beyond the "+r.lookaheadText+

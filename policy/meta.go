@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -80,7 +81,34 @@ func (p *Policy) ParseSchedule(spec string) (cron.Schedule, error) {
 	if ss, ok := s.(*cron.SpecSchedule); ok {
 		ss.Location = p.Location()
 	}
-	return s, nil
+	return &cachedSchedule{inner: s}, nil
+}
+
+// cachedSchedule remembers its last two answers: the next fire after t is
+// the same for every t in [t, next), so a controller asking every few
+// seconds computes each fire time once. Two slots serve the engine's two
+// questions per cycle (the next fire after now, and after now minus the
+// grace period). It is safe for concurrent use.
+type cachedSchedule struct {
+	inner cron.Schedule
+	mu    sync.Mutex
+	slots [2]struct{ from, next time.Time }
+	turn  int
+}
+
+// Next returns the next fire time after t, in t's location.
+func (c *cachedSchedule) Next(t time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.slots {
+		if !s.next.IsZero() && !t.Before(s.from) && t.Before(s.next) {
+			return s.next.In(t.Location())
+		}
+	}
+	n := c.inner.Next(t)
+	c.slots[c.turn].from, c.slots[c.turn].next = t, n
+	c.turn ^= 1
+	return n
 }
 
 // ParseMeta reads a function's tier, schedule, bounds, concurrency, startup

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -74,7 +75,23 @@ type Controller struct {
 	shortfalls map[string]bool
 	lastAction map[string]string
 	metas      map[string]metaEntry
-	status     Status
+	series     map[[2]string]gaugePair
+	last       lastCycle
+	cycles     int
+}
+
+// gaugePair is a function's desired and observed replica gauges, kept
+// across cycles.
+type gaugePair struct{ desired, replicas prometheus.Gauge }
+
+// lastCycle is what the last cycle saw and decided; Status is built from it
+// when asked for.
+type lastCycle struct {
+	plan       *policy.Plan
+	shortfalls []policy.Shortfall
+	snap       *policy.Snapshot
+	desired    map[string]int32
+	now        time.Time
 }
 
 // metaEntry caches a Deployment's parsed metadata for one resourceVersion.
@@ -475,7 +492,10 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 		in.snap.Functions = append(in.snap.Functions, f)
 	}
 	c.o.Metrics.InvalidFunctions.Set(float64(invalid))
-	c.forget(in.deps)
+	// Deleted functions are rare: look for them every few cycles.
+	if c.cycles++; c.cycles%16 == 0 {
+		c.forget(in.deps)
+	}
 	return in, nil
 }
 
@@ -777,18 +797,35 @@ func (c *Controller) report(ctx context.Context, plan *policy.Plan, shortfalls [
 	for _, a := range plan.Actions {
 		desired[a.Key()] = a.To
 	}
-	m.DesiredReplicas.Reset()
-	m.Replicas.Reset()
+	// Per-function gauges: set every cycle, and deleted only for functions
+	// that went away or changed tier (recreating every child each cycle
+	// would cost more than the rest of the report).
+	c.mu.Lock()
+	series := make(map[[2]string]gaugePair, len(in.snap.Functions))
 	for i := range in.snap.Functions {
 		f := &in.snap.Functions[i]
 		want, ok := desired[f.Key()]
 		if !ok {
 			want = f.Replicas
 		}
-		m.DesiredReplicas.WithLabelValues(f.Key(), string(f.Tier)).Set(float64(want))
-		m.Replicas.WithLabelValues(f.Key(), string(f.Tier)).Set(float64(f.Replicas))
+		labels := [2]string{f.Key(), string(f.Tier)}
+		g, ok := c.series[labels]
+		if !ok {
+			g = gaugePair{m.DesiredReplicas.WithLabelValues(labels[0], labels[1]), m.Replicas.WithLabelValues(labels[0], labels[1])}
+		}
+		series[labels] = g
+		g.desired.Set(float64(want))
+		g.replicas.Set(float64(f.Replicas))
 	}
-	c.setStatus(plan, shortfalls, in, desired, now)
+	for labels := range c.series {
+		if _, ok := series[labels]; !ok {
+			m.DesiredReplicas.DeleteLabelValues(labels[0], labels[1])
+			m.Replicas.DeleteLabelValues(labels[0], labels[1])
+		}
+	}
+	c.series = series
+	c.last = lastCycle{plan: plan, shortfalls: shortfalls, snap: in.snap, desired: desired, now: now}
+	c.mu.Unlock()
 	if c.o.Sink != nil {
 		c.o.Sink.Sync(ctx, now, shortfalls)
 	}

@@ -402,3 +402,24 @@ func TestReconcileSurvivesAPanickingCycle(t *testing.T) {
 type panicCluster struct{ Cluster }
 
 func (panicCluster) State(context.Context) (*ClusterState, error) { panic("boom") }
+
+func TestControllerForgetsDeletedFunctions(t *testing.T) {
+	h := newHarness(t, []appsv1.Deployment{deployment("api", 1), deployment("gone", 1)}, bigNode())
+	h.q.set("invocations", model.Vector{fnSample("gone.openfaas-fn", 1)})
+	h.reconcile()
+	require.Contains(t, h.c.lastRun, "gone.openfaas-fn")
+	require.Len(t, h.c.series, 2)
+
+	h.cl.mu.Lock()
+	h.cl.st.Deployments = h.cl.st.Deployments[:1]
+	h.cl.mu.Unlock()
+	h.q.set("invocations", nil)
+	for i := 0; i < 16; i++ {
+		h.now = h.now.Add(15 * time.Second)
+		h.reconcile()
+	}
+	require.NotContains(t, h.c.lastRun, "gone.openfaas-fn")
+	require.NotContains(t, h.c.metas, "gone.openfaas-fn")
+	require.Len(t, h.c.series, 1, "the gone function's gauges are deleted")
+	require.Equal(t, 1, testutil.CollectAndCount(h.m.DesiredReplicas), "one desired-replicas series left")
+}

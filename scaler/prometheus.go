@@ -64,7 +64,7 @@ type namedQuery struct {
 	name  string
 	expr  string
 	key   queryKey
-	dest  func(*metricSet) map[string]float64
+	dest  func(*metricSet) *map[string]float64
 	check func(float64) bool
 }
 
@@ -75,16 +75,16 @@ func nonNegative(v float64) bool { return v >= 0 }
 func queries(p *policy.Policy) []namedQuery {
 	q := p.Queries
 	return []namedQuery{
-		{"functions", q.Functions, byFunction, func(m *metricSet) map[string]float64 { return m.seen }, func(v float64) bool { return v > 0 }},
-		{"rejections", q.Rejections, byFunction, func(m *metricSet) map[string]float64 { return m.rejections }, nonNegative},
-		{"invocations", q.Invocations, byFunction, func(m *metricSet) map[string]float64 { return m.invocations }, nonNegative},
-		{"duration", q.Duration, byFunction, func(m *metricSet) map[string]float64 { return m.duration }, nonNegative},
+		{"functions", q.Functions, byFunction, func(m *metricSet) *map[string]float64 { return &m.seen }, func(v float64) bool { return v > 0 }},
+		{"rejections", q.Rejections, byFunction, func(m *metricSet) *map[string]float64 { return &m.rejections }, nonNegative},
+		{"invocations", q.Invocations, byFunction, func(m *metricSet) *map[string]float64 { return &m.invocations }, nonNegative},
+		{"duration", q.Duration, byFunction, func(m *metricSet) *map[string]float64 { return &m.duration }, nonNegative},
 		// In-flight is a difference of counters: a scrape race can make it
 		// slightly negative, which is read as zero below.
-		{"inflight", q.Inflight, byFunction, func(m *metricSet) map[string]float64 { return m.inflight }, func(float64) bool { return true }},
-		{"pending", q.Pending, byFunction, func(m *metricSet) map[string]float64 { return m.pending }, nonNegative},
-		{"cpu", q.CPU, byPod, func(m *metricSet) map[string]float64 { return m.cpu }, nonNegative},
-		{"memory", q.Memory, byPod, func(m *metricSet) map[string]float64 { return m.memory }, nonNegative},
+		{"inflight", q.Inflight, byFunction, func(m *metricSet) *map[string]float64 { return &m.inflight }, func(float64) bool { return true }},
+		{"pending", q.Pending, byFunction, func(m *metricSet) *map[string]float64 { return &m.pending }, nonNegative},
+		{"cpu", q.CPU, byPod, func(m *metricSet) *map[string]float64 { return &m.cpu }, nonNegative},
+		{"memory", q.Memory, byPod, func(m *metricSet) *map[string]float64 { return &m.memory }, nonNegative},
 	}
 }
 
@@ -219,7 +219,8 @@ var errInvalid = errors.New("invalid result")
 // duplicate key, or a non-finite or out-of-range value makes the whole result
 // invalid: a partial join could hide a busy function.
 func (s *metricSet) load(nq namedQuery, vec model.Vector) error {
-	dst := nq.dest(s)
+	dst := make(map[string]float64, len(vec))
+	*nq.dest(s) = dst
 	for _, smp := range vec {
 		v := float64(smp.Value)
 		if math.IsNaN(v) || math.IsInf(v, 0) || !nq.check(v) {

@@ -34,19 +34,25 @@ type FunctionStatus struct {
 	LastAction string `json:"lastAction,omitempty"`
 }
 
-func (c *Controller) setStatus(plan *policy.Plan, shortfalls []policy.Shortfall, in *inputs, desired map[string]int32, now time.Time) {
+// Status returns what the last cycle saw and did.
+func (c *Controller) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := Status{Time: now, Leader: c.leader, DryRun: c.o.DryRun, MetricsAvailable: plan.MetricsAvailable, Shortfalls: shortfalls}
-	for i := range in.snap.Functions {
-		f := &in.snap.Functions[i]
+	l := c.last
+	st := Status{Time: l.now, Leader: c.leader, DryRun: c.o.DryRun, Shortfalls: l.shortfalls}
+	if l.plan == nil {
+		return st
+	}
+	st.MetricsAvailable = l.plan.MetricsAvailable
+	for i := range l.snap.Functions {
+		f := &l.snap.Functions[i]
 		fs := FunctionStatus{Function: f.Key(), Tier: f.Tier, Replicas: f.Replicas, Ready: f.ReadyReplicas,
 			Desired: f.Replicas, LastRun: f.LastRun, LastAction: c.lastAction[f.Key()]}
-		if to, ok := desired[f.Key()]; ok {
+		if to, ok := l.desired[f.Key()]; ok {
 			fs.Desired = to
 		}
 		if f.Schedule != nil {
-			fs.NextFire = f.Schedule.Next(now)
+			fs.NextFire = f.Schedule.Next(l.now)
 		}
 		switch {
 		case f.Hold:
@@ -63,15 +69,6 @@ func (c *Controller) setStatus(plan *policy.Plan, shortfalls []policy.Shortfall,
 		st.Functions = append(st.Functions, fs)
 	}
 	sort.Slice(st.Functions, func(i, j int) bool { return st.Functions[i].Function < st.Functions[j].Function })
-	c.status = st
-}
-
-// Status returns the last cycle's status.
-func (c *Controller) Status() Status {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := c.status
-	st.Leader = c.leader
 	return st
 }
 
