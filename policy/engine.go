@@ -131,6 +131,9 @@ func (r *rules) scaleUp(f *Function, w *want, class claimClass) bool {
 	if n, ok := r.rejectionsNeed(f); ok && n > best {
 		best, reason = n, ReasonScaleUpRejections
 	}
+	if n, ok := r.concurrencyNeed(f); ok && n > best {
+		best, reason = n, ReasonScaleUpConcurrency
+	}
 	if n, ok := usageNeed(f, true, r.p.Thresholds.CPU); ok && n > best {
 		best, reason = n, ReasonScaleUpCPU
 	}
@@ -144,6 +147,10 @@ func (r *rules) scaleUp(f *Function, w *want, class claimClass) bool {
 	switch reason {
 	case ReasonScaleUpRejections:
 		why = r.rejectionsWhy(f, best)
+	case ReasonScaleUpConcurrency:
+		c, _ := offeredConcurrency(f)
+		why = fmt.Sprintf("%.1f req/s offered × %.3gs each = %.1f concurrent requests need %d replicas at %.0f%% of max_inflight %d",
+			f.Invocations.Value, f.Duration.Value, c, best, r.p.Thresholds.TargetUtilization*100, f.MaxInflight)
 	case ReasonScaleUpCPU:
 		why = usageWhy(f, true, r.p.Thresholds.CPU, best)
 	default:
@@ -158,6 +165,18 @@ func (r *rules) scaleUp(f *Function, w *want, class claimClass) bool {
 	}
 	w.set(best, reason, class, why)
 	return true
+}
+
+// concurrencyNeed is target tracking before any 429: the replicas the
+// offered concurrency (rate × mean duration) needs at the target
+// utilisation of max_inflight. It needs a known duration: the peak in-flight
+// figure alone is too noisy to add replicas on.
+func (r *rules) concurrencyNeed(f *Function) (int32, bool) {
+	c, ok := offeredConcurrency(f)
+	if !ok || f.MaxInflight <= 0 || f.ReadyReplicas == 0 {
+		return 0, false
+	}
+	return ceilReplicas(c / (float64(f.MaxInflight) * r.p.Thresholds.TargetUtilization)), true
 }
 
 // offered returns the offered and accepted request rates, and whether the

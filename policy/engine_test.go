@@ -37,6 +37,14 @@ func TestDecideTierRules(t *testing.T) {
 			// whatever the in-flight figure says.
 			snap: big(fn("api", TierSync, 2, load(10, 20, 8), duration(0.5))),
 			want: []string{"sync api 2->4 scale-up-rejections"}},
+		{name: "sync scales up on offered concurrency before any 429",
+			// 20 req/s × 0.5s = 10 concurrent requests; at 70% of 4 per
+			// replica that is ceil(10 / 2.8) = 4 replicas.
+			snap: big(fn("api", TierSync, 2, load(0, 20, 7), duration(0.5))),
+			want: []string{"sync api 2->4 scale-up-concurrency"}},
+		{name: "offered concurrency within the target changes nothing",
+			snap: big(fn("api", TierSync, 4, load(0, 20, 7), duration(0.5), lastScale(time.Minute))),
+		},
 		{name: "sync scale-down keeps what the offered rate × duration needs",
 			snap: big(fn("api", TierSync, 5, load(0, 20, 1), duration(0.5), lastScale(10*time.Minute))),
 			want: []string{"sync api 5->4 scale-down-idle"}},

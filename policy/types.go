@@ -198,6 +198,9 @@ type Reason string
 // The reasons of an Action.
 const (
 	ReasonScaleUpRejections Reason = "scale-up-rejections"
+	// ReasonScaleUpConcurrency: the offered load (rate × duration) needs
+	// more replicas at the target utilisation, before any 429.
+	ReasonScaleUpConcurrency Reason = "scale-up-concurrency"
 	ReasonScaleUpCPU        Reason = "scale-up-cpu"
 	ReasonScaleUpMemory     Reason = "scale-up-memory"
 	ReasonScaleUpPending    Reason = "scale-up-pending"
