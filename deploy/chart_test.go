@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -1081,4 +1082,35 @@ func TestReadmeValues(t *testing.T) {
 	for _, k := range keys {
 		assert.Containsf(t, string(readme), "| `"+k+"` |", "README.md's values table lacks %s", k)
 	}
+}
+
+// TestSchemaListsEveryPolicyQuery keeps the chart's values schema in step
+// with the policy file: a query the binary knows but the schema refuses
+// could not be set through the chart.
+func TestSchemaListsEveryPolicyQuery(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	require.NoError(t, err)
+	var schema struct {
+		Properties struct {
+			Policy struct {
+				Properties struct {
+					Queries struct {
+						Properties map[string]json.RawMessage `json:"properties"`
+					} `json:"queries"`
+				} `json:"properties"`
+			} `json:"policy"`
+		} `json:"properties"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &schema))
+	var inSchema []string
+	for k := range schema.Properties.Policy.Properties.Queries.Properties {
+		inSchema = append(inSchema, k)
+	}
+	var inPolicy []string
+	typ := reflect.TypeOf(policy.Queries{})
+	for i := 0; i < typ.NumField(); i++ {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		inPolicy = append(inPolicy, name)
+	}
+	require.ElementsMatch(t, inPolicy, inSchema)
 }

@@ -57,7 +57,7 @@ const (
 var DefaultPreemptionOrder = []Tier{TierCron, TierAsync}
 
 // MinInterval is the shortest reconcile interval accepted: each cycle runs
-// seven Prometheus queries.
+// eight Prometheus queries.
 const MinInterval = time.Second
 
 // The default queries. They use the metric names of the OpenFaaS gateway

@@ -201,16 +201,16 @@ const (
 	// ReasonScaleUpConcurrency: the offered load (rate × duration) needs
 	// more replicas at the target utilisation, before any 429.
 	ReasonScaleUpConcurrency Reason = "scale-up-concurrency"
-	ReasonScaleUpCPU        Reason = "scale-up-cpu"
-	ReasonScaleUpMemory     Reason = "scale-up-memory"
-	ReasonScaleUpPending    Reason = "scale-up-pending"
-	ReasonScaleUpMin        Reason = "scale-up-min"
-	ReasonScaleDownIdle     Reason = "scale-down-idle"
-	ReasonScaleDownMax      Reason = "scale-down-max"
-	ReasonPrewarmCron       Reason = "prewarm-cron"
-	ReasonActivateAsync     Reason = "activate-async"
-	ReasonZeroIdle          Reason = "zero-idle"
-	ReasonEvictForCapacity  Reason = "evict-for-capacity"
+	ReasonScaleUpCPU         Reason = "scale-up-cpu"
+	ReasonScaleUpMemory      Reason = "scale-up-memory"
+	ReasonScaleUpPending     Reason = "scale-up-pending"
+	ReasonScaleUpMin         Reason = "scale-up-min"
+	ReasonScaleDownIdle      Reason = "scale-down-idle"
+	ReasonScaleDownMax       Reason = "scale-down-max"
+	ReasonPrewarmCron        Reason = "prewarm-cron"
+	ReasonActivateAsync      Reason = "activate-async"
+	ReasonZeroIdle           Reason = "zero-idle"
+	ReasonEvictForCapacity   Reason = "evict-for-capacity"
 )
 
 // Action changes one function's replicas.

@@ -141,7 +141,15 @@ func setup(t *testing.T, o setupOpts) *fixture {
 	require.NoError(t, f.em.Start(ctx))
 	t.Cleanup(f.em.Stop)
 	require.NoError(t, env.AddScrapeTarget("emulator", f.em.Addr()))
-	t.Cleanup(func() { _ = env.RemoveScrapeTarget("emulator", f.em.Addr()) })
+	t.Cleanup(func() {
+		_ = env.RemoveScrapeTarget("emulator", f.em.Addr())
+		// The next test must not see this emulator's series in its rate
+		// windows: wait until Prometheus has marked them stale.
+		q := fmt.Sprintf(`count(gateway_service_count{instance=%q})`, f.em.Addr())
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && f.query(q) > 0; {
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
 
 	f.pol, err = policy.Parse([]byte(o.policy.render(env.PrometheusURL)))
 	require.NoError(t, err)

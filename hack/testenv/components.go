@@ -130,6 +130,10 @@ func (e *Env) controllerManager() component {
 				// No legacy service-account token secrets.
 				"--controllers=*,-nodeipam,-nodelifecycle,-serviceaccount-token",
 				"--use-service-account-credentials=false",
+				// The default 20 requests/s makes thousands of test
+				// Deployments take minutes to get their ReplicaSets.
+				"--kube-api-qps=100",
+				"--kube-api-burst=200",
 				"--root-ca-file=" + e.pki.caFile,
 				"--cluster-signing-cert-file=" + e.pki.caFile,
 				"--cluster-signing-key-file=" + e.pki.caKeyFile,
