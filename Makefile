@@ -45,6 +45,15 @@ test: lint test-unit test-integration ## Every test: lint, unit, integration and
 bench: ## Benchmarks (figures go to docs/benchmarks.md).
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
+.PHONY: demo
+demo: tools build ## Run tierscaler on a local cluster with the mixed-small scenario; Ctrl-C stops everything (flags: DEMO_FLAGS='--duration 5m').
+	$(GO) build -o $(BIN)/demo ./hack/demo
+	$(BIN)/demo --tierscaler $(BIN)/tierscaler $(DEMO_FLAGS)
+
+.PHONY: bench-cluster
+bench-cluster: tools ## Benchmarks on the local cluster: Reconcile at 5,000 functions, reaction time to 429s (hack/bench.sh).
+	hack/bench.sh
+
 .PHONY: cluster-up
 cluster-up: tools ## Start the local cluster (state and kubeconfig in .cluster/).
 	$(GO) run ./hack/cluster up
