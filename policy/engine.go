@@ -435,10 +435,11 @@ func (r *rules) cron(f *Function, w *want) {
 		w.check = &ReadinessCheck{Function: f.Name, Namespace: f.Namespace, Tier: f.Tier, Kind: CheckPrewarm, Deadline: next, MinReady: 1}
 	}
 	if f.Replicas < lo && (prewarm || running) {
-		why := fmt.Sprintf("fires at %s (in %s); lead %s = startup %s + margin %s + interval %s",
-			next.UTC().Format(time.RFC3339), until.Round(time.Second), lead, r.startup(f), c.Margin.Duration, r.p.Interval.Duration)
-		if !prewarm {
-			why = "has work in flight or queued"
+		why := "has work in flight or queued"
+		if prewarm {
+			// Many functions share a fire time: no Sprintf on this path.
+			why = "fires at " + r.nextText(f) + " (in " + until.Round(time.Second).String() + "); lead " + lead.String() +
+				" = startup " + r.startup(f).String() + " + margin " + c.Margin.Duration.String() + " + interval " + r.p.Interval.Duration.String()
 		}
 		w.set(lo, ReasonPrewarmCron, classCron, why)
 		return
@@ -478,7 +479,7 @@ func (r *rules) async(f *Function, w *want) {
 			return
 		}
 		to := max(lo, byPending)
-		why := fmt.Sprintf("%.0f messages pending", f.Pending.Value)
+		why := string(text(make([]byte, 0, 32)).f(f.Pending.Value, 0).s(" messages pending"))
 		if !pending && !inflight {
 			why = "activation requested at " + f.ActivationRequested.UTC().Format(time.RFC3339)
 		}
@@ -544,7 +545,7 @@ func ceilReplicas(v float64) int32 {
 
 // sortActions orders the plan's actions so that room is freed before it is
 // claimed: evictions in the order they were chosen, then zeroing, then other
-// scale-downs, then scale-ups, each by namespace and name (unique, so an
+// scale-downs, then scale-ups, each by name and namespace (unique, so an
 // unstable sort is deterministic).
 func sortActions(actions []Action) {
 	rank := func(a *Action) int {
@@ -562,22 +563,24 @@ func sortActions(actions []Action) {
 	// Evictions keep the order they were chosen in; the rest is sorted.
 	// Sorting indices keeps the swaps cheap.
 	order := make([]int32, len(actions))
+	ranks := make([]int8, len(actions))
 	for i := range order {
 		order[i] = int32(i)
+		ranks[i] = int8(rank(&actions[i]))
 	}
 	slices.SortFunc(order, func(i, j int32) int {
-		a, b := &actions[i], &actions[j]
-		ra, rb := rank(a), rank(b)
+		ra, rb := ranks[i], ranks[j]
 		if c := cmp.Compare(ra, rb); c != 0 || ra == 0 {
 			if c == 0 {
 				return cmp.Compare(i, j)
 			}
 			return c
 		}
-		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+		a, b := &actions[i], &actions[j]
+		if c := strings.Compare(a.Function, b.Function); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Function, b.Function)
+		return strings.Compare(a.Namespace, b.Namespace)
 	})
 	sorted := make([]Action, len(actions))
 	for k, i := range order {

@@ -188,7 +188,7 @@ func (q *Querier) Record(t time.Time) {
 	q.lastRecord = t
 	q.cronMissed = 0
 	for _, s := range q.series {
-		o := q.model.Observe(s.key)
+		o := q.model.Counters(s.key)
 		q.cronMissed += o.CronMissed
 		var cpu float64
 		if s.n > 0 {

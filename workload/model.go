@@ -187,6 +187,19 @@ func (m *Model) Observe(key string) Observation {
 	return o
 }
 
+// Counters is Observe without the async wait histogram (its AsyncWait is
+// empty): the counters and gauges a simulator samples every step, without
+// copying the histogram each time.
+func (m *Model) Counters(key string) Observation {
+	f, ok := m.byKey[key]
+	if !ok {
+		return Observation{}
+	}
+	o := f.obs
+	o.AsyncWait = Histogram{}
+	return o
+}
+
 // Rate is a sync function's offered rate at t in requests per second, an
 // override included (0 for other tiers and unknown keys). Offset bursts
 // count from the origin.

@@ -583,3 +583,29 @@ func TestStepsAreContiguous(t *testing.T) {
 		t.Fatalf("offered %v by %s; want 60 by %s", o.Offered, m.Now(), t0.Add(6*time.Second))
 	}
 }
+
+func TestCountersIsObserveWithoutTheHistogram(t *testing.T) {
+	s, err := Builtin("mixed-small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewModel(s, 1)
+	start := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	ready := map[string]int{}
+	for _, k := range m.Keys() {
+		ready[k] = 1
+	}
+	for i := 0; i < 600; i++ {
+		m.Step(start.Add(time.Duration(i)*time.Second), time.Second, ready)
+	}
+	for _, k := range m.Keys() {
+		want := m.Observe(k)
+		want.AsyncWait = Histogram{}
+		if diff := cmp.Diff(want, m.Counters(k)); diff != "" {
+			t.Errorf("%s: Counters (-Observe +Counters):\n%s", k, diff)
+		}
+	}
+	if diff := cmp.Diff(Observation{}, m.Counters("nope.openfaas-fn")); diff != "" {
+		t.Errorf("unknown function:\n%s", diff)
+	}
+}
