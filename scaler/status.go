@@ -1,9 +1,14 @@
 package scaler
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"sort"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/tierscaler/tierscaler/policy"
@@ -80,4 +85,83 @@ func (c *Controller) StatusHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(c.Status())
 	})
+}
+
+// FetchStatus reads a controller's /status (url is the full URL).
+func FetchStatus(ctx context.Context, client *http.Client, url string) (*Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("is tierscaler running? %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	var st Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	return &st, nil
+}
+
+// WriteTable writes the functions as a table (last run, next fire and last
+// action relative to the status' time), then the shortfalls: what
+// `tierscaler status` and the demo show.
+func (st *Status) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FUNCTION\tTIER\tREPLICAS\tREADY\tDESIRED\tLAST RUN\tNEXT FIRE\tSTATE\tLAST ACTION")
+	for _, f := range st.Functions {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", f.Function, f.Tier, f.Replicas, f.Ready, f.Desired,
+			ago(st.Time, f.LastRun), until(st.Time, f.NextFire), f.State, lastAction(st.Time, f.LastAction))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(st.Functions) == 0 {
+		fmt.Fprintln(w, "(no functions yet)")
+	}
+	for i, s := range st.Shortfalls {
+		if i == 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "SHORTFALL %s: %s\n", s.Reason, s.Message)
+	}
+	return nil
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return now.Sub(t).Round(time.Second).String() + " ago"
+}
+
+func until(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return "in " + t.Sub(now).Round(time.Second).String()
+}
+
+// lastAction shortens a last action ("2026-01-05T09:02:10Z
+// scale-up-rejections 1->5") to "scale-up-rejections 1->5, 12s ago".
+func lastAction(now time.Time, a string) string {
+	if a == "" {
+		return "-"
+	}
+	stamp, what, ok := strings.Cut(a, " ")
+	if !ok {
+		return a
+	}
+	t, err := time.Parse(time.RFC3339, stamp)
+	if err != nil {
+		return a
+	}
+	return what + ", " + ago(now, t)
 }

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"text/tabwriter"
 	"time"
 
 	"github.com/tierscaler/tierscaler/scaler"
@@ -44,25 +42,7 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func fetchStatus(ctx context.Context, url string) (*scaler.Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("is tierscaler running? %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	var st scaler.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("%s: %w", url, err)
-	}
-	return &st, nil
+	return scaler.FetchStatus(ctx, http.DefaultClient, url)
 }
 
 func printStatus(w io.Writer, st *scaler.Status) error {
@@ -78,34 +58,5 @@ func printStatus(w io.Writer, st *scaler.Status) error {
 		metrics = "UNAVAILABLE (failing static)"
 	}
 	fmt.Fprintf(w, "tierscaler %s at %s; metrics %s\n\n", role, st.Time.Local().Format(time.TimeOnly), metrics)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FUNCTION\tTIER\tREPLICAS\tREADY\tDESIRED\tLAST RUN\tNEXT FIRE\tSTATE\tLAST ACTION")
-	for _, f := range st.Functions {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", f.Function, f.Tier, f.Replicas, f.Ready, f.Desired,
-			ago(st.Time, f.LastRun), until(st.Time, f.NextFire), f.State, orDash(f.LastAction))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(st.Shortfalls) > 0 {
-		fmt.Fprintln(w)
-		for _, s := range st.Shortfalls {
-			fmt.Fprintf(w, "SHORTFALL %s: %s\n", s.Reason, s.Message)
-		}
-	}
-	return nil
-}
-
-func ago(now, t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return now.Sub(t).Round(time.Second).String() + " ago"
-}
-
-func until(now, t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return "in " + t.Sub(now).Round(time.Second).String()
+	return st.WriteTable(w)
 }
