@@ -355,10 +355,14 @@ func TestIntegrationWebhookFromAlertmanager(t *testing.T) {
 	var receipts []time.Time
 	var handled []time.Duration
 	timed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The receipt is recorded before the handler runs: the test reads
+		// it as soon as Activate has been called, before ServeHTTP returns.
 		at := time.Now()
-		h.ServeHTTP(w, r)
 		mu.Lock()
 		receipts = append(receipts, at)
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+		mu.Lock()
 		handled = append(handled, time.Since(at))
 		mu.Unlock()
 	})

@@ -153,10 +153,3 @@ func TestFlags(t *testing.T) {
 	require.Equal(t, 1, run([]string{"--tierscaler", filepath.Join(t.TempDir(), "missing")}, io.Discard, &stderr))
 	require.Contains(t, stderr.String(), "make build")
 }
-
-func TestTail(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "log")
-	require.Nil(t, tail(path, 3))
-	require.NoError(t, os.WriteFile(path, []byte("a\nb\nc\nd\n"), 0o644))
-	require.Equal(t, []string{"b", "c", "d"}, tail(path, 3))
-}

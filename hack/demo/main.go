@@ -172,7 +172,7 @@ type demo struct {
 	env      *testenv.Env
 	src      *emulator.KubeSource
 	em       *emulator.Emulator
-	ts       *child
+	ts       *testenv.Process
 	up       time.Time
 
 	nodes               int
@@ -328,7 +328,7 @@ func (d *demo) startEmulator(ctx context.Context) error {
 	// Left open: the emulator logs until the end of the program.
 	log := slog.New(slog.NewTextHandler(logf, nil))
 	fail := func(op string, err error) error {
-		return &testenv.ComponentError{Component: componentEmulator, Op: op, Log: d.emulatorLog, Tail: tail(d.emulatorLog, 10), Err: err}
+		return &testenv.ComponentError{Component: componentEmulator, Op: op, Log: d.emulatorLog, Tail: testenv.TailLog(d.emulatorLog, 10), Err: err}
 	}
 	created, err := emulator.CreateFunctions(ctx, d.env.Clientset, d.scenario)
 	if err != nil {
@@ -393,7 +393,7 @@ func (d *demo) startTierscaler(ctx context.Context) error {
 		"--alert-labels", "cluster=demo",
 	}
 	d.say("Starting %s (log: %s) ...", strings.Join(argv[:2], " "), d.tierscalerLog)
-	if d.ts, err = startChild(componentTierscaler, argv, d.tierscalerLog, d.dir); err != nil {
+	if d.ts, err = testenv.StartProcess(componentTierscaler, argv, d.tierscalerLog, d.dir); err != nil {
 		return &testenv.ComponentError{Component: componentTierscaler, Op: "start", Log: d.tierscalerLog, Err: err}
 	}
 
@@ -419,15 +419,15 @@ func (d *demo) startTierscaler(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-d.ts.exited():
-			return d.tierscalerError("become ready", d.ts.exitError())
+		case <-d.ts.Exited():
+			return d.tierscalerError("become ready", d.ts.ExitError())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
 
 func (d *demo) tierscalerError(op string, err error) error {
-	return &testenv.ComponentError{Component: componentTierscaler, Op: op, Log: d.tierscalerLog, Tail: tail(d.tierscalerLog, 15), Err: err}
+	return &testenv.ComponentError{Component: componentTierscaler, Op: op, Log: d.tierscalerLog, Tail: testenv.TailLog(d.tierscalerLog, 15), Err: err}
 }
 
 // freePorts returns n distinct ports free on 127.0.0.1 at the time of the
@@ -539,8 +539,8 @@ func (d *demo) watch(ctx context.Context) error {
 				d.say("Last status: leader %t, metrics available %t, %d functions with a last action.", st.Leader, st.MetricsAvailable, actions(st))
 			}
 			return nil
-		case <-d.ts.exited():
-			return d.tierscalerError("keep running", d.ts.exitError())
+		case <-d.ts.Exited():
+			return d.tierscalerError("keep running", d.ts.ExitError())
 		case <-tick.C:
 		}
 	}
@@ -577,7 +577,7 @@ func (d *demo) show(st *scaler.Status, err error, shown *time.Time) {
 func (d *demo) shutdown(failed bool) error {
 	var errs []error
 	if d.ts != nil {
-		if err := d.ts.stop(10 * time.Second); err != nil {
+		if err := d.ts.Stop(10 * time.Second); err != nil {
 			errs = append(errs, err)
 		} else {
 			d.say("  tierscaler stopped")
