@@ -3,7 +3,6 @@ package policy
 import (
 	"cmp"
 	"container/heap"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,6 +83,12 @@ func podRequest(f *Function) Resources {
 // release returns the room of f's bound pods to their nodes and of all its
 // pods (bound and pending) to its namespace's quota: f goes to zero.
 func (c *capacity) release(f *Function) {
+	c.releaseNodes(f)
+	c.releaseQuota(f.Namespace, podRequest(f), int64(len(f.Pods))+int64(f.PendingPods))
+}
+
+// releaseNodes returns the room of f's bound pods to their nodes.
+func (c *capacity) releaseNodes(f *Function) {
 	req := podRequest(f)
 	for i := range f.Pods {
 		if j, ok := c.byName[f.Pods[i].Node]; ok {
@@ -93,14 +98,18 @@ func (c *capacity) release(f *Function) {
 			}
 		}
 	}
-	c.releaseQuota(f.Namespace, req, int64(len(f.Pods))+int64(f.PendingPods))
 	c.epoch++
 }
 
 // releaseQuota returns n pods' worth of quota.
 func (c *capacity) releaseQuota(ns string, req Resources, n int64) {
+	c.releaseQuotaRoom(ns, Resources{req.MilliCPU * n, req.Memory * n, req.Pods * n})
+}
+
+// releaseQuotaRoom returns room to a namespace's quota.
+func (c *capacity) releaseQuotaRoom(ns string, r Resources) {
 	if q, ok := c.quota[ns]; ok {
-		c.quota[ns] = q.Add(Resources{req.MilliCPU * n, req.Memory * n, req.Pods * n})
+		c.quota[ns] = q.Add(r)
 		c.epoch++
 	}
 }
@@ -146,41 +155,36 @@ func (c *capacity) place(req Resources, ns string) blocked {
 	return notBlocked
 }
 
-// helps reports whether zeroing cand would let one more pod of req in ns be
-// placed, given why the last attempt was blocked.
-func (c *capacity) helps(cand *Function, req Resources, ns string, why blocked) bool {
-	creq := podRequest(cand)
-	if q, ok := c.quota[ns]; ok && !q.Fits(req) {
-		if cand.Namespace != ns {
-			return false
-		}
-		n := int64(len(cand.Pods)) + int64(cand.PendingPods)
-		if !q.Add(Resources{creq.MilliCPU * n, creq.Memory * n, creq.Pods * n}).Fits(req) {
-			return false
-		}
-		if why == blockedByQuota {
-			// The nodes were not tried: they may have room already.
-			return true
+// placeN places up to n pods of req in ns, one at a time, and says why it
+// stopped short.
+func (c *capacity) placeN(req Resources, ns string, n int32) (int32, blocked) {
+	for placed := int32(0); placed < n; placed++ {
+		if why := c.place(req, ns); why != notBlocked {
+			return placed, why
 		}
 	}
-	// Room on the nodes: the pods of cand free room on theirs.
-	for i := range cand.Pods {
-		j, ok := c.byName[cand.Pods[i].Node]
-		if !ok || !c.nodes[j].sched {
-			continue
-		}
-		k := int64(0)
-		for p := range cand.Pods {
-			if cand.Pods[p].Node == cand.Pods[i].Node {
-				k++
-			}
-		}
-		freed := Resources{creq.MilliCPU * k, creq.Memory * k, creq.Pods * k}
-		if c.nodes[j].free.Add(freed).Fits(req) {
-			return true
-		}
+	return n, notBlocked
+}
+
+// fitCount is how many pods of req fit in room (req.Pods is 1).
+func fitCount(room, req Resources) int64 {
+	n := room.Pods / max(1, req.Pods)
+	if req.MilliCPU > 0 {
+		n = min(n, room.MilliCPU/req.MilliCPU)
 	}
-	return false
+	if req.Memory > 0 {
+		n = min(n, room.Memory/req.Memory)
+	}
+	return max(0, n)
+}
+
+// nodeFit is how many pods of req the schedulable nodes hold now.
+func (c *capacity) nodeFit(req Resources) int64 {
+	n := int64(0)
+	for _, j := range c.order.idx {
+		n += fitCount(c.nodes[j].free, req)
+	}
+	return n
 }
 
 // nodeHeap orders schedulable nodes by free CPU, most first, then free
@@ -233,26 +237,37 @@ func tierClass(t Tier) claimClass {
 	}
 }
 
+// maxExplained bounds the shortfalls per plan whose message looks for the
+// guarded functions that blocked them (a second eviction search each).
+const maxExplained = 16
+
 // fitCapacity turns the wants into actions: decreases first, then claims
-// served in priority order with evictions, then shortfalls.
+// served in priority order with evictions, then shortfalls. A function gets
+// at most one action: an eviction replaces the scale-down of its tier rule.
 func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 	c := newCapacity(s)
-	// Size the plan once: at most one action per function plus the
-	// evictions, one check per function that has one.
+	// Size the plan once: at most one action per function, one check per
+	// function that has one.
 	nChecks := 0
 	for i := range wants {
 		if wants[i].check != nil {
 			nChecks++
 		}
 	}
-	plan.Actions = make([]Action, 0, len(wants)+max(0, p.MaxEvictions()))
+	plan.Actions = make([]Action, 0, len(wants))
 	plan.Checks = make([]ReadinessCheck, 0, nChecks)
+	rank := make(map[Tier]int, len(p.Preemption.Order))
+	for i, t := range p.Preemption.Order {
+		rank[t] = i + 1
+	}
 	var claims []claim
-	var cands []*want
+	var cands, guarded []*victim
 	for i := range wants {
 		w := &wants[i]
 		f := w.f
+		act := -1
 		if w.desired < f.Replicas {
+			act = len(plan.Actions)
 			plan.Actions = append(plan.Actions, action(w, w.desired, w.reason, "", w.why))
 			if w.desired == 0 {
 				c.release(f)
@@ -269,11 +284,19 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 				cl.class = tierClass(f.Tier)
 			}
 			claims = append(claims, cl)
-		} else if w.check != nil && w.desired > 0 {
+			continue
+		}
+		if w.check != nil && w.desired > 0 {
 			plan.Checks = append(plan.Checks, *w.check)
 		}
-		if w.evictable && w.desired > 0 && grow+pending == 0 && s.MetricsAvailable {
-			cands = append(cands, w)
+		if w.desired == 0 || !s.MetricsAvailable || rank[f.Tier] == 0 {
+			continue
+		}
+		switch {
+		case w.evictable:
+			cands = append(cands, newVictim(c, w, act))
+		case w.guard != "":
+			guarded = append(guarded, newVictim(c, w, act))
 		}
 	}
 	slices.SortFunc(claims, func(a, b claim) int {
@@ -282,19 +305,8 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 		}
 		return compareFunctions(a.w.f, b.w.f)
 	})
-	rank := map[Tier]int{}
-	for i, t := range p.Preemption.Order {
-		rank[t] = i + 1
-	}
-	kept := cands[:0]
-	for _, w := range cands {
-		if rank[w.f.Tier] > 0 {
-			kept = append(kept, w)
-		}
-	}
-	cands = kept
-	slices.SortFunc(cands, func(x, y *want) int {
-		a, b := x.f, y.f
+	byOrder := func(x, y *victim) int {
+		a, b := x.w.f, y.w.f
 		if rank[a.Tier] != rank[b.Tier] {
 			return cmp.Compare(rank[a.Tier], rank[b.Tier])
 		}
@@ -302,58 +314,275 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 			return c
 		}
 		return compareFunctions(a, b)
-	})
+	}
+	slices.SortFunc(cands, byOrder)
+	slices.SortFunc(guarded, byOrder)
 
-	budget := p.MaxEvictions()
-	evicted := make([]bool, len(cands))
-	left := len(cands)
+	e := newEvictor(c, cands)
+	budget := max(0, p.MaxEvictions())
+	var dropped []int
+	explained := 0
 	for _, cl := range claims {
 		f := cl.w.f
 		req := podRequest(f)
-		placed := int32(0)
-		why := notBlocked
-		for placed < cl.pods {
-			if why = c.place(req, f.Namespace); why != notBlocked {
-				break
-			}
-			placed++
-		}
-		if placed < cl.pods && s.MetricsAvailable {
-			// Evict, in preemption order, the candidates whose room helps,
-			// until the claim fits or the budget is spent.
-			for k := 0; k < len(cands) && placed < cl.pods && budget > 0; k++ {
-				if evicted[k] || !c.helps(cands[k].f, req, f.Namespace, why) {
-					continue
-				}
-				evicted[k] = true
-				budget--
-				left--
-				victim := cands[k]
-				c.release(victim.f)
-				before := placed
-				for placed < cl.pods {
-					if why = c.place(req, f.Namespace); why != notBlocked {
-						break
+		placed, why := c.placeN(req, f.Namespace, cl.pods)
+		out := outcome{metrics: s.MetricsAvailable, held: cl.w.held}
+		if placed < cl.pods && s.MetricsAvailable && !cl.w.held {
+			var set []*victim
+			set, out.overBudget = e.choose(req, f.Namespace, int64(cl.pods-placed), why, budget)
+			if len(set) > 0 {
+				budget -= len(set)
+				out.evicted = len(set)
+				for _, v := range set {
+					v.evicted = true
+					c.releaseNodes(v.w.f)
+					c.releaseQuotaRoom(v.w.f.Namespace, v.quota)
+					if v.action >= 0 {
+						dropped = append(dropped, v.action)
 					}
-					placed++
 				}
-				plan.Actions = append(plan.Actions, action(victim, 0, ReasonEvictForCapacity, f.Key(),
-					fmt.Sprintf("idle %s function (last run %s) zeroed to make room for %d pod(s) of %s %s (%s)",
-						victim.f.Tier, lastRunText(victim.f.LastRun), placed-before, f.Tier, f.Key(), claimReason(cl))))
+				more, again := c.placeN(req, f.Namespace, cl.pods-placed)
+				placed += more
+				why = again
+				for k, v := range set {
+					plan.Actions = append(plan.Actions, action(v.w, 0, ReasonEvictForCapacity, f.Key(), evictionWhy(v.w.f, f, cl, k, len(set), more)))
+				}
 			}
 		}
 		grow := max(0, placed-cl.pending)
 		if grow > 0 {
-			plan.Actions = append(plan.Actions, action(cl.w, f.Replicas+grow, cl.w.reason, "", cl.w.why))
+			a := action(cl.w, f.Replicas+grow, cl.w.reason, "", cl.w.why)
+			if cl.w.usage != nil {
+				u := *cl.w.usage
+				u.To = a.To
+				a.UsageStep = &u
+			}
+			plan.Actions = append(plan.Actions, a)
 		}
 		if cl.w.check != nil && f.Replicas+grow > 0 {
 			plan.Checks = append(plan.Checks, *cl.w.check)
 		}
 		if placed < cl.pods {
-			plan.Shortfalls = append(plan.Shortfalls, shortfall(cl, req, cl.pods-placed, why, budget, left, s.MetricsAvailable))
+			missing := cl.pods - placed
+			if why == blockedByNodes && !out.overBudget && out.metrics && !out.held && explained < maxExplained {
+				explained++
+				out.guards = e.guards(req, f.Namespace, int64(missing), guarded)
+			}
+			plan.Shortfalls = append(plan.Shortfalls, shortfall(cl, req, missing, why, budget, out))
 		}
 	}
+	if len(dropped) > 0 {
+		slices.Sort(dropped)
+		kept := plan.Actions[:0]
+		for i := range plan.Actions {
+			if _, ok := slices.BinarySearch(dropped, i); !ok {
+				kept = append(kept, plan.Actions[i])
+			}
+		}
+		plan.Actions = kept
+	}
 	sortActions(plan.Actions)
+}
+
+// outcome is what the eviction search said of a claim, for its shortfall.
+type outcome struct {
+	metrics, held bool
+	// overBudget: evictions would have made more room than the budget
+	// allowed.
+	overBudget bool
+	evicted    int
+	// guards are the guarded functions whose room would have helped.
+	guards []*victim
+}
+
+// victim is an idle function whose room an eviction could free: a
+// candidate, or, to explain a shortfall, one a time-bound rule guards.
+type victim struct {
+	w *want
+	// rooms is the room its bound pods take on each schedulable node.
+	rooms []nodeShare
+	// quota is the quota its eviction returns: its pods a scale-down of its
+	// tier rule did not already return.
+	quota Resources
+	// action is the index of its scale-down action in the plan, -1 if none.
+	action  int
+	evicted bool
+}
+
+type nodeShare struct {
+	node int
+	room Resources
+}
+
+func newVictim(c *capacity, w *want, act int) *victim {
+	f := w.f
+	req := podRequest(f)
+	v := &victim{w: w, action: act}
+	for i := range f.Pods {
+		j, ok := c.byName[f.Pods[i].Node]
+		if !ok || !c.nodes[j].sched {
+			continue
+		}
+		k := slices.IndexFunc(v.rooms, func(s nodeShare) bool { return s.node == j })
+		if k < 0 {
+			v.rooms = append(v.rooms, nodeShare{node: j})
+			k = len(v.rooms) - 1
+		}
+		v.rooms[k].room = v.rooms[k].room.Add(req)
+	}
+	n := int64(len(f.Pods)) + int64(f.PendingPods) - int64(max(0, f.Replicas-w.desired))
+	n = max(0, n)
+	v.quota = Resources{req.MilliCPU * n, req.Memory * n, req.Pods * n}
+	return v
+}
+
+// evictor chooses the set of evictions that makes a claim fit, node by node
+// and within its namespace's quota.
+type evictor struct {
+	c    *capacity
+	pool []*victim
+	// extra is the room a tentative set frees, per node; touched lists the
+	// nodes it changed.
+	extra   []Resources
+	touched []int
+	// noHelp remembers, by request and namespace, the release epoch at
+	// which no set of candidates could help: until the next release, room
+	// only shrinks and candidates only go.
+	noHelp map[helpKey]int
+}
+
+type helpKey struct {
+	req Resources
+	ns  string
+}
+
+func newEvictor(c *capacity, pool []*victim) *evictor {
+	return &evictor{c: c, pool: pool, extra: make([]Resources, len(c.nodes)), noHelp: map[helpKey]int{}}
+}
+
+// choose returns the evictions, in preemption order, that let up to want
+// more pods of req be placed in ns, and whether the budget cut them short.
+// It finds the most pods the candidates can make room for, then the
+// smallest set it can for that, and if that set is over the budget, the
+// most pods a set within the budget makes room for.
+func (e *evictor) choose(req Resources, ns string, want int64, why blocked, budget int) ([]*victim, bool) {
+	key := helpKey{req, ns}
+	if ep, ok := e.noHelp[key]; ok && ep == e.c.epoch {
+		return nil, false
+	}
+	base := int64(0) // no node holds one more pod, unless the quota blocked first
+	if why == blockedByQuota {
+		base = e.c.nodeFit(req)
+	}
+	set, reach := e.search(req, ns, want, base, e.pool, nil)
+	if reach == 0 {
+		e.noHelp[key] = e.c.epoch
+		return nil, false
+	}
+	if len(set) <= budget {
+		return set, false
+	}
+	var best []*victim
+	if budget > 0 {
+		for lo, hi := int64(1), reach-1; lo <= hi; {
+			mid := (lo + hi) / 2
+			if s, _ := e.search(req, ns, mid, base, e.pool, nil); len(s) <= budget {
+				best, lo = s, mid+1
+			} else {
+				hi = mid - 1
+			}
+		}
+	}
+	return best, true
+}
+
+// guards returns the guarded functions among the smallest set of
+// candidates and guarded functions (guarded ones last) that would make room
+// for want pods: the rules that blocked the claim.
+func (e *evictor) guards(req Resources, ns string, want int64, guarded []*victim) []*victim {
+	if len(guarded) == 0 {
+		return nil
+	}
+	set, _ := e.search(req, ns, want, 0, e.pool, guarded)
+	var out []*victim
+	for _, v := range set {
+		if !v.w.evictable {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// search adds victims of pool, then of more, in order, until want pods of
+// req fit in ns, then drops, newest first, every one the fit does not need.
+// base is how many pods the nodes hold without evictions. It returns the set
+// and how many pods it makes room for (at most want).
+func (e *evictor) search(req Resources, ns string, want, base int64, pool, more []*victim) ([]*victim, int64) {
+	q, hasQuota := e.c.quota[ns]
+	var qx Resources
+	nodes := base
+	fit := func() int64 {
+		if hasQuota {
+			return min(nodes, fitCount(q.Add(qx), req))
+		}
+		return nodes
+	}
+	move := func(v *victim, add bool) {
+		for _, s := range v.rooms {
+			free := e.c.nodes[s.node].free
+			before := fitCount(free.Add(e.extra[s.node]), req)
+			if add {
+				if e.extra[s.node] == (Resources{}) {
+					e.touched = append(e.touched, s.node)
+				}
+				e.extra[s.node] = e.extra[s.node].Add(s.room)
+			} else {
+				e.extra[s.node] = e.extra[s.node].Sub(s.room)
+			}
+			nodes += fitCount(free.Add(e.extra[s.node]), req) - before
+		}
+		if v.w.f.Namespace == ns {
+			if add {
+				qx = qx.Add(v.quota)
+			} else {
+				qx = qx.Sub(v.quota)
+			}
+		}
+	}
+	defer func() {
+		for _, j := range e.touched {
+			e.extra[j] = Resources{}
+		}
+		e.touched = e.touched[:0]
+	}()
+	var set []*victim
+	done := false
+	for _, list := range [][]*victim{pool, more} {
+		for _, v := range list {
+			if done {
+				break
+			}
+			if v.evicted || len(v.rooms) == 0 && (!hasQuota || v.w.f.Namespace != ns) {
+				continue
+			}
+			move(v, true)
+			set = append(set, v)
+			done = fit() >= want
+		}
+	}
+	reach := min(fit(), want)
+	if reach <= 0 {
+		return nil, 0
+	}
+	for i := len(set) - 1; i >= 0; i-- {
+		move(set[i], false)
+		if fit() >= reach {
+			set[i] = nil
+			continue
+		}
+		move(set[i], true)
+	}
+	return slices.DeleteFunc(set, func(v *victim) bool { return v == nil }), reach
 }
 
 func claimReason(cl claim) string {
@@ -363,12 +592,26 @@ func claimReason(cl claim) string {
 	return "pending pods"
 }
 
+func evictionWhy(victim, claimant *Function, cl claim, k, n int, pods int32) string {
+	b := text(make([]byte, 0, 160)).s("idle ").s(string(victim.Tier)).s(" function (last run ").s(lastRunText(victim.LastRun)).s(") zeroed")
+	if n > 1 {
+		b = b.s(", ").i(int64(k + 1)).s(" of ").i(int64(n)).s(" evictions that")
+	} else {
+		b = b.s(" to")
+	}
+	b = b.s(" make room for ").i(int64(pods)).s(" pod(s) of ").s(string(claimant.Tier)).s(" ").s(claimant.Key()).s(" (").s(claimReason(cl)).s(")")
+	return string(b)
+}
+
 func action(w *want, to int32, reason Reason, claim, why string) Action {
 	f := w.f
 	return Action{Function: f.Name, Namespace: f.Namespace, Tier: f.Tier, From: f.Replicas, To: to, Reason: reason, Claim: claim, Explanation: why}
 }
 
-func shortfall(cl claim, req Resources, missing int32, why blocked, budget, candidatesLeft int, metrics bool) Shortfall {
+// maxGuardsNamed bounds the guarded functions a shortfall message names.
+const maxGuardsNamed = 3
+
+func shortfall(cl claim, req Resources, missing int32, why blocked, budget int, out outcome) Shortfall {
 	f := cl.w.f
 	n := int64(missing)
 	sf := Shortfall{
@@ -384,15 +627,32 @@ func shortfall(cl claim, req Resources, missing int32, why blocked, budget, cand
 	case why == blockedByQuota:
 		sf.Reason = ShortfallQuota
 		b = b.s(": the ResourceQuota of namespace ").s(f.Namespace).s(" has no room")
-	case budget == 0 && candidatesLeft > 0 && metrics:
+	case out.overBudget:
 		sf.Reason = ShortfallBudget
-		b = b.s(": the eviction budget of this cycle is spent")
+		b = b.s(": evicting more idle functions would make room, but the eviction budget of this cycle (").i(int64(budget)).s(" left) is too small")
 	default:
 		sf.Reason = ShortfallCapacity
 		b = b.s(": no node has room")
-		if !metrics {
+		switch {
+		case !out.metrics:
 			b = b.s(" and nothing is evicted while metrics are unavailable")
-		} else {
+		case out.held:
+			b = b.s(" and tierscaler evicts nothing for a function it holds (invalid metadata or a provider revert)")
+		case len(out.guards) > 0:
+			b = b.s(": ")
+			for i, v := range out.guards {
+				if i == maxGuardsNamed {
+					b = b.s("; and ").i(int64(len(out.guards) - maxGuardsNamed)).s(" more")
+					break
+				}
+				if i > 0 {
+					b = b.s("; ")
+				}
+				b = b.s(v.w.f.Key()).s(" is idle but protected by ").s(v.w.guard).s(" until ").s(v.w.guardUntil.UTC().Format(time.RFC3339))
+			}
+		case out.evicted > 0:
+			b = b.s(" even after ").i(int64(out.evicted)).s(" eviction(s)")
+		default:
 			b = b.s(" and no idle function's room would help")
 		}
 	}

@@ -41,6 +41,9 @@ type Policy struct {
 
 	// location is TimeZone, loaded by SetDefaults.
 	location *time.Location
+	// rejectionWindow is the longest range in queries.rejections, set by
+	// SetDefaults.
+	rejectionWindow time.Duration
 }
 
 // PrometheusConfig says where and how to query Prometheus.

@@ -30,9 +30,18 @@ type want struct {
 	class   claimClass
 	// evictable: the function may be scaled to zero to make room.
 	evictable bool
+	// held: the function is held (invalid metadata, a provider revert); its
+	// pending pods may take free room but never cause an eviction.
+	held bool
+	// guard is the time-bound rule that keeps an otherwise idle function
+	// from being evicted, to explain shortfalls ("" when none).
+	guard      string
+	guardUntil time.Time
 	// check is a readiness check to put in the plan if the function's
 	// scale-up is placed (or it already has replicas).
 	check *ReadinessCheck
+	// usage is the record of a usage-driven scale-up.
+	usage *UsageStep
 }
 
 // Decide is the engine: the snapshot and the policy go in, the plan comes
@@ -43,7 +52,7 @@ type want struct {
 // decreases are kept; the increases become claims that must fit node by node,
 // served in priority order, with idle cron and then idle async functions
 // evicted to make room; what still does not fit becomes a shortfall. No-ops
-// are dropped.
+// are dropped. A plan holds at most one action per function.
 func Decide(s *Snapshot, p *Policy, now time.Time) *Plan {
 	plan := &Plan{Time: now, MetricsAvailable: s.MetricsAvailable}
 	if !s.MetricsAvailable {
@@ -89,6 +98,7 @@ func bounds(f *Function) (lo, hi int32) {
 func (r *rules) decide(f *Function) want {
 	w := want{f: f, desired: f.Replicas, class: classNone}
 	if f.Hold || !f.Tier.Valid() {
+		w.held = true
 		return w
 	}
 	switch f.Tier {
@@ -107,44 +117,72 @@ func (w *want) set(desired int32, reason Reason, class claimClass, why string) {
 	w.desired, w.reason, w.class, w.why = desired, reason, class, why
 }
 
-func (r *rules) sync(f *Function, w *want) {
-	lo, _ := bounds(f)
-	if f.Replicas < lo {
-		w.set(lo, ReasonScaleUpMin, classSync, fmt.Sprintf("sync functions keep at least max(1, min)=%d replicas", lo))
-		return
+// guarded records the time-bound rule that keeps an idle function from
+// being evicted.
+func (w *want) guarded(rule string, until time.Time) {
+	if w.guard == "" {
+		w.guard, w.guardUntil = rule, until
 	}
-	if r.scaleUp(f, w, classSync) {
+}
+
+func (r *rules) sync(f *Function, w *want) {
+	if r.grow(f, w, classSync, 0) {
 		return
 	}
 	r.scaleDown(f, w, r.p.Tiers.Sync.ScaleDownWindow.Duration)
 }
 
-// scaleUp applies the demand signals (429s, CPU, memory) to an active
-// function. It reports whether it decided an increase. Explanations are
-// formatted only for the signal that wins.
-func (r *rules) scaleUp(f *Function, w *want, class claimClass) bool {
-	if f.Replicas == 0 {
-		return false
-	}
-	_, hi := bounds(f)
+// loaded reports whether f has work: invocations, work in flight or queued.
+// Only a loaded function is scaled up on its CPU or memory usage: the usage
+// of an idle function is its baseline, which more replicas do not lower.
+func loaded(f *Function) bool {
+	return f.Invocations.Known && f.Invocations.Value > 0 || f.Inflight.Known && f.Inflight.Value > 0 ||
+		f.Pending.Known && f.Pending.Value > 0
+}
+
+// grow applies the demand signals (queued work, 429s, offered concurrency,
+// CPU, memory) and the floor max(1, min) to f, taking the largest, bounded
+// by max. It reports whether it decided an increase. byPending is the
+// replicas the queued work needs (0 for none). Explanations are formatted
+// only for the signal that wins.
+func (r *rules) grow(f *Function, w *want, class claimClass, byPending int32) bool {
+	lo, hi := bounds(f)
 	best, reason := f.Replicas, Reason("")
-	if n, ok := r.rejectionsNeed(f); ok && n > best {
-		best, reason = n, ReasonScaleUpRejections
+	offer := func(n int32, why Reason) {
+		if n > best {
+			best, reason = n, why
+		}
 	}
-	if n, ok := r.concurrencyNeed(f); ok && n > best {
-		best, reason = n, ReasonScaleUpConcurrency
+	var cpuStep, memStep *UsageStep
+	if f.Replicas > 0 {
+		offer(byPending, ReasonScaleUpPending)
+		if n, ok := r.rejectionsNeed(f); ok {
+			offer(n, ReasonScaleUpRejections)
+		}
+		if n, ok := r.concurrencyNeed(f); ok {
+			offer(n, ReasonScaleUpConcurrency)
+		}
+		if loaded(f) {
+			var n int32
+			if n, cpuStep = r.usageNeed(f, UsageCPU); cpuStep != nil {
+				offer(n, ReasonScaleUpCPU)
+			}
+			if n, memStep = r.usageNeed(f, UsageMemory); memStep != nil {
+				offer(n, ReasonScaleUpMemory)
+			}
+		}
 	}
-	if n, ok := usageNeed(f, true, r.p.Thresholds.CPU); ok && n > best {
-		best, reason = n, ReasonScaleUpCPU
-	}
-	if n, ok := usageNeed(f, false, r.p.Thresholds.Memory); ok && n > best {
-		best, reason = n, ReasonScaleUpMemory
-	}
+	// The floor comes last: a demand signal asking as much explains more.
+	offer(lo, ReasonScaleUpMin)
 	if best <= f.Replicas {
 		return false
 	}
 	var why string
 	switch reason {
+	case ReasonScaleUpMin:
+		why = fmt.Sprintf("%s functions keep at least max(1, min)=%d replicas", f.Tier, lo)
+	case ReasonScaleUpPending:
+		why = fmt.Sprintf("%.0f messages pending at %d per replica", f.Pending.Value, r.p.Tiers.Async.PendingPerReplica)
 	case ReasonScaleUpRejections:
 		why = r.rejectionsWhy(f, best)
 	case ReasonScaleUpConcurrency:
@@ -152,16 +190,25 @@ func (r *rules) scaleUp(f *Function, w *want, class claimClass) bool {
 		why = fmt.Sprintf("%.1f req/s offered × %.3gs each = %.1f concurrent requests need %d replicas at %.0f%% of max_inflight %d",
 			f.Invocations.Value, f.Duration.Value, c, best, r.p.Thresholds.TargetUtilization*100, f.MaxInflight)
 	case ReasonScaleUpCPU:
-		why = usageWhy(f, true, r.p.Thresholds.CPU, best)
+		why = r.usageWhy(f, UsageCPU, best)
+		w.usage = cpuStep
 	default:
-		why = usageWhy(f, false, r.p.Thresholds.Memory, best)
+		why = r.usageWhy(f, UsageMemory, best)
+		w.usage = memStep
 	}
 	if best > hi {
 		best = hi
 		why += fmt.Sprintf(", capped at max %d", hi)
 	}
 	if best <= f.Replicas {
+		w.usage = nil
 		return false
+	}
+	if best < lo {
+		best = lo
+	}
+	if w.usage != nil {
+		w.usage.To = best
 	}
 	w.set(best, reason, class, why)
 	return true
@@ -201,44 +248,62 @@ func offeredConcurrency(f *Function) (float64, bool) {
 	return f.Invocations.Value * f.Duration.Value, true
 }
 
-// rejectionsNeed turns a 429 rate above the threshold into the replicas the
-// offered load needs at the target utilisation of max_inflight. The offered
-// concurrency comes from Little's law when the mean duration is known;
-// otherwise from the in-flight count, which is what the accepted share of
-// the offered load occupies, so the whole offered load needs that much more.
+// rejectionsNeed turns a 429 rate above the threshold into replicas. The
+// offered concurrency gives the replicas the load needs at the target
+// utilisation of max_inflight: from Little's law when the mean duration is
+// known, else from the in-flight count, which is what the accepted share of
+// the offered load occupies, scaled by offered/accepted. Without either,
+// the Ready replicas grow by offered/accepted, at least doubling when
+// nothing is accepted.
 //
-// The 429s come from the Ready replicas, so the figures are relative to
-// them: while replicas asked for earlier are still starting, the same 429s
-// ask for nothing more.
+// The 429s themselves are the direct evidence that the Ready replicas are
+// short, whatever the mean says (bursts, a mean of successes that hides the
+// slow requests): when the figures above ask for no more than the Ready
+// replicas, the answer is one more.
+//
+// The figures relative to the Ready replicas are used only when the rate
+// window (the rejection query's range) holds no 429s from before the last
+// scale change; the figures from the offered load do not depend on the
+// replicas and always apply. While replicas asked for earlier are still
+// starting, the same 429s ask for nothing more: every figure is compared
+// with the replicas asked for.
 func (r *rules) rejectionsNeed(f *Function) (int32, bool) {
 	if !f.Rejections.Known || f.Rejections.Value <= r.p.RejectionRate() || f.ReadyReplicas == 0 {
 		return 0, false
 	}
 	ready := f.ReadyReplicas
 	perReplica := float64(f.MaxInflight) * r.p.Thresholds.TargetUtilization
-	if c, ok := offeredConcurrency(f); ok && f.MaxInflight > 0 {
-		return ceilReplicas(c / perReplica), true
-	}
+	settled := f.LastScale.IsZero() || r.now.Sub(f.LastScale) >= r.p.RejectionWindow()
 	offered, accepted, usable := r.offered(f)
-	if usable {
-		// No "+1" floor here: a rate window still holding 429s from before
-		// the last scale-up must not add replicas the demand does not need.
-		return ceilReplicas(f.Inflight.Value * offered / accepted / perReplica), true
+	var need int32
+	switch c, ok := offeredConcurrency(f); {
+	case ok && f.MaxInflight > 0:
+		need = ceilReplicas(c / perReplica)
+	case usable:
+		need = ceilReplicas(f.Inflight.Value * offered / accepted / perReplica)
+	case !settled:
+		return 0, false
+	case accepted <= 0:
+		need = ready * 2
+	case !math.IsNaN(offered) && !math.IsInf(accepted, 1):
+		need = ceilReplicas(float64(ready) * offered / accepted)
 	}
-	// Without a usable in-flight figure, grow by the offered/accepted ratio,
-	// at least doubling when nothing is accepted.
-	n := ready * 2
-	if accepted > 0 && !math.IsNaN(offered) && !math.IsInf(accepted, 1) {
-		n = ceilReplicas(float64(ready) * offered / accepted)
+	if settled && need <= ready {
+		need = ready + 1
 	}
-	return max(n, ready+1), true
+	return need, need > 0
 }
 
 func (r *rules) rejectionsWhy(f *Function, n int32) string {
 	thr := r.p.RejectionRate()
 	if c, ok := offeredConcurrency(f); ok && f.MaxInflight > 0 {
-		return fmt.Sprintf("429 rate %.2f/s > %.2f/s: %.1f req/s offered × %.3gs each = %.1f concurrent requests need %d replicas at %.0f%% of max_inflight %d",
-			f.Rejections.Value, thr, f.Invocations.Value, f.Duration.Value, c, n, r.p.Thresholds.TargetUtilization*100, f.MaxInflight)
+		why := fmt.Sprintf("429 rate %.2f/s > %.2f/s: %.1f req/s offered × %.3gs each = %.1f concurrent requests need %d replicas at %.0f%% of max_inflight %d",
+			f.Rejections.Value, thr, f.Invocations.Value, f.Duration.Value, c, ceilReplicas(c/(float64(f.MaxInflight)*r.p.Thresholds.TargetUtilization)),
+			r.p.Thresholds.TargetUtilization*100, f.MaxInflight)
+		if n == f.ReadyReplicas+1 {
+			why += fmt.Sprintf("; the %d Ready refuse requests all the same: one more", f.ReadyReplicas)
+		}
+		return why
 	}
 	offered, accepted, usable := r.offered(f)
 	if usable {
@@ -248,20 +313,37 @@ func (r *rules) rejectionsWhy(f *Function, n int32) string {
 	return fmt.Sprintf("429 rate %.2f/s > %.2f/s with no usable in-flight figure: grow to %d replicas", f.Rejections.Value, thr, n)
 }
 
-// meanUsage is the mean CPU (cores) or memory (bytes) over the n pods whose
-// usage is known, and the limit it is compared with.
-func meanUsage(f *Function, cpu bool) (usage, limit float64, n int, ok bool) {
-	limit = float64(f.Limits.Memory)
-	if cpu {
-		limit = float64(f.Limits.MilliCPU) / 1000
+// usageOf is the usage of one pod for a resource.
+func usageOf(p *Pod, res UsageResource) Metric {
+	if res == UsageCPU {
+		return p.CPU
 	}
-	sum, n := 0.0, 0
+	return p.Memory
+}
+
+// limitOf is f's per-pod limit for a resource, in cores or bytes.
+func limitOf(f *Function, res UsageResource) float64 {
+	if res == UsageCPU {
+		return float64(f.Limits.MilliCPU) / 1000
+	}
+	return float64(f.Limits.Memory)
+}
+
+func (r *rules) threshold(res UsageResource) float64 {
+	if res == UsageCPU {
+		return r.p.Thresholds.CPU
+	}
+	return r.p.Thresholds.Memory
+}
+
+// meanUsage is the mean usage over the Ready pods whose usage is known (the
+// pods that carry the load), their number, and the limit it is compared
+// with.
+func meanUsage(f *Function, res UsageResource) (usage, limit float64, n int, ok bool) {
+	limit = limitOf(f, res)
+	sum := 0.0
 	for i := range f.Pods {
-		m := f.Pods[i].Memory
-		if cpu {
-			m = f.Pods[i].CPU
-		}
-		if m.Known {
+		if m := usageOf(&f.Pods[i], res); m.Known && f.Pods[i].Ready {
 			sum += m.Value
 			n++
 		}
@@ -272,32 +354,94 @@ func meanUsage(f *Function, cpu bool) (usage, limit float64, n int, ok bool) {
 	return sum / float64(n), limit, n, true
 }
 
-// usageNeed applies ceil(current × usage / (threshold × limit)) for CPU or
-// memory, with usage the mean over the pods whose usage is known and current
-// the number of those pods: the pods that carry the load.
-func usageNeed(f *Function, cpu bool, threshold float64) (int32, bool) {
-	usage, limit, n, ok := meanUsage(f, cpu)
-	if !ok || usage <= threshold*limit {
-		return 0, false
+// UsageStepMemory is how long the engine honours the record of a
+// usage-driven step (Function.CPUStep, Function.MemoryStep).
+const UsageStepMemory = time.Hour
+
+// usageFell is the share of the per-pod usage before a step that the usage
+// after it must be under for the step to count as having helped.
+const usageFell = 0.9
+
+// usageState is what the last usage-driven step says of a resource.
+type usageState int
+
+const (
+	// usageFree: no recent step; usage may drive scaling.
+	usageFree usageState = iota
+	// usageWaiting: the replicas of the last step are not all observed.
+	usageWaiting
+	// usageFellAfterStep: per-pod usage fell after the last step.
+	usageFellAfterStep
+	// usageUnresponsive: per-pod usage did not fall after the last step;
+	// it is a baseline, and this resource drives neither scale-up nor holds
+	// replicas up.
+	usageUnresponsive
+)
+
+func (r *rules) usageState(f *Function, res UsageResource) usageState {
+	s := f.CPUStep
+	if res == UsageMemory {
+		s = f.MemoryStep
 	}
-	return ceilReplicas(float64(n) * usage / (threshold * limit)), true
+	if s == nil || r.now.Sub(s.At) >= UsageStepMemory || r.now.Before(s.At) {
+		return usageFree
+	}
+	usage, _, n, ok := meanUsage(f, res)
+	// The step's replicas are observed when each of them (or each there is,
+	// after a scale-down since) is Ready and reports its usage.
+	if !ok || int32(n) < min(s.To, f.Replicas) {
+		return usageWaiting
+	}
+	if usage >= usageFell*s.Before {
+		return usageUnresponsive
+	}
+	return usageFellAfterStep
 }
 
-func usageWhy(f *Function, cpu bool, threshold float64, n int32) string {
-	usage, limit, pods, _ := meanUsage(f, cpu)
+// usageNeed applies ceil(current × usage / (threshold × limit)) for CPU or
+// memory, with usage the mean over the Ready pods whose usage is known and
+// current their number, at most doubling them. It returns the record of the
+// step, nil when usage asks for nothing: below the threshold, or after a
+// step whose replicas are not observed yet or whose usage did not fall.
+func (r *rules) usageNeed(f *Function, res UsageResource) (int32, *UsageStep) {
+	thr := r.threshold(res)
+	usage, limit, n, ok := meanUsage(f, res)
+	if !ok || usage <= thr*limit {
+		return 0, nil
+	}
+	switch r.usageState(f, res) {
+	case usageWaiting, usageUnresponsive:
+		return 0, nil
+	}
+	need := min(ceilReplicas(float64(n)*usage/(thr*limit)), int32(2*n))
+	return need, &UsageStep{Resource: res, At: r.now, From: f.Replicas, Before: usage}
+}
+
+func (r *rules) usageWhy(f *Function, res UsageResource, n int32) string {
+	usage, limit, pods, _ := meanUsage(f, res)
+	thr := r.threshold(res)
 	name := "memory"
-	if cpu {
+	if res == UsageCPU {
 		name = "CPU"
 	}
-	return fmt.Sprintf("%s %.0f%% of the limit > %.0f%%: ceil(%d × %.3g / (%.2f × %.3g)) = %d replicas",
-		name, 100*usage/limit, 100*threshold, pods, usage, threshold, limit, n)
+	why := fmt.Sprintf("%s %.0f%% of the limit > %.0f%% under load: ceil(%d × %.3g / (%.2f × %.3g)) = %d replicas",
+		name, 100*usage/limit, 100*thr, pods, usage, thr, limit, ceilReplicas(float64(pods)*usage/(thr*limit)))
+	if raw := ceilReplicas(float64(pods) * usage / (thr * limit)); raw > n {
+		why += fmt.Sprintf(", at most doubling the %d observed: %d", pods, n)
+	}
+	return why
 }
 
 // demandNeed is the replicas the current load needs at the target
-// utilisation: the largest of the concurrency, CPU and memory figures, and
-// which of them it is. It reports false when the load cannot be known.
+// utilisation: the largest of the concurrency, queued work, CPU and memory
+// figures, and which of them it is. It reports false when the load cannot be
+// known. A resource whose usage did not fall after a usage-driven step is a
+// baseline and is left out.
 func (r *rules) demandNeed(f *Function) (need int32, by string, ok bool) {
 	if !r.metrics || !f.Inflight.Known || !f.Rejections.Known || f.Rejections.Value > r.p.RejectionRate() {
+		return 0, "", false
+	}
+	if f.Tier == TierAsync && !f.Pending.Known {
 		return 0, "", false
 	}
 	by = "concurrency"
@@ -311,20 +455,19 @@ func (r *rules) demandNeed(f *Function) (need int32, by string, ok bool) {
 		// No concurrency limit: only usage can justify fewer replicas.
 		need = f.Replicas
 	}
-	for _, cpu := range []bool{true, false} {
-		limit, thr, name := float64(f.Limits.Memory), r.p.Thresholds.Memory, "memory"
-		if cpu {
-			limit, thr, name = float64(f.Limits.MilliCPU)/1000, r.p.Thresholds.CPU, "CPU"
+	if f.Pending.Known && f.Pending.Value > 0 {
+		if n := ceilReplicas(f.Pending.Value / float64(r.p.Tiers.Async.PendingPerReplica)); n > need {
+			need, by = n, "queued work"
 		}
-		if limit <= 0 {
+	}
+	for _, res := range []UsageResource{UsageCPU, UsageMemory} {
+		limit, thr := limitOf(f, res), r.threshold(res)
+		if limit <= 0 || r.usageState(f, res) == usageUnresponsive {
 			continue
 		}
 		sum := 0.0
 		for i := range f.Pods {
-			m := f.Pods[i].Memory
-			if cpu {
-				m = f.Pods[i].CPU
-			}
+			m := usageOf(&f.Pods[i], res)
 			if !m.Known {
 				// Usage unknown: keep what there is.
 				return 0, "", false
@@ -332,7 +475,7 @@ func (r *rules) demandNeed(f *Function) (need int32, by string, ok bool) {
 			sum += m.Value
 		}
 		if n := ceilReplicas(sum / (thr * limit)); n > need {
-			need, by = n, name
+			need, by = n, string(res)
 		}
 	}
 	return need, by, true
@@ -369,14 +512,15 @@ func (r *rules) scaleDown(f *Function, w *want, window time.Duration) {
 				s(" replicas at ").f(r.p.Thresholds.TargetUtilization*100, 0).s("% of max_inflight ").i(int64(f.MaxInflight)).
 				s(" (floor ").i(int64(lo)).s(")"))
 		} else {
-			why = string(text(make([]byte, 0, 96)).s("low utilisation: ").s(by).s(" usage needs ").i(int64(need)).
-				s(" replicas to stay under its threshold (floor ").i(int64(lo)).s(")"))
+			why = string(text(make([]byte, 0, 96)).s("low utilisation: ").s(by).s(" needs ").i(int64(need)).
+				s(" replicas (floor ").i(int64(lo)).s(")"))
 		}
 		w.set(need, ReasonScaleDownIdle, classNone, why)
 	}
 }
 
-// nextFire returns the schedule's next fire time after now, memoised.
+// nextFire returns the schedule's next fire time after now, memoised. It is
+// zero for a schedule that never fires.
 func (r *rules) nextFire(f *Function) time.Time {
 	if t, ok := r.next[f.ScheduleSpec]; ok {
 		return t
@@ -416,11 +560,18 @@ func (r *rules) startup(f *Function) time.Duration {
 
 func (r *rules) cron(f *Function, w *want) {
 	if f.Schedule == nil {
+		w.held = true
 		return
 	}
 	c := r.p.Tiers.Cron
 	lo, _ := bounds(f)
 	next := r.nextFire(f)
+	if next.IsZero() {
+		// A schedule that never fires is invalid metadata (ParseMeta
+		// refuses it): hold the function, never act on it.
+		w.held = true
+		return
+	}
 	until := next.Sub(r.now)
 	lead := r.startup(f) + c.Margin.Duration + r.p.Interval.Duration
 	due := until <= max(c.Lookahead.Duration, lead)
@@ -435,19 +586,28 @@ func (r *rules) cron(f *Function, w *want) {
 		w.check = &ReadinessCheck{Function: f.Name, Namespace: f.Namespace, Tier: f.Tier, Kind: CheckPrewarm, Deadline: next, MinReady: 1}
 	}
 	if f.Replicas < lo && (prewarm || running) {
+		byPending := int32(0)
+		if f.Pending.Known && f.Pending.Value > 0 {
+			_, hi := bounds(f)
+			byPending = min(hi, ceilReplicas(f.Pending.Value/float64(r.p.Tiers.Async.PendingPerReplica)))
+		}
 		why := "has work in flight or queued"
 		if prewarm {
 			// Many functions share a fire time: no Sprintf on this path.
 			why = "fires at " + r.nextText(f) + " (in " + until.Round(time.Second).String() + "); lead " + lead.String() +
 				" = startup " + r.startup(f).String() + " + margin " + c.Margin.Duration.String() + " + interval " + r.p.Interval.Duration.String()
 		}
-		w.set(lo, ReasonPrewarmCron, classCron, why)
+		w.set(max(lo, byPending), ReasonPrewarmCron, classCron, why)
 		return
 	}
 	if f.Replicas == 0 {
 		return
 	}
-	if r.scaleUp(f, w, classCron) {
+	byPending := int32(0)
+	if f.Pending.Known && f.Pending.Value > 0 {
+		byPending = ceilReplicas(f.Pending.Value / float64(r.p.Tiers.Async.PendingPerReplica))
+	}
+	if r.grow(f, w, classCron, byPending) {
 		return
 	}
 	// A fire within the grace period protects too, even before its run is
@@ -460,7 +620,22 @@ func (r *rules) cron(f *Function, w *want) {
 		return
 	}
 	r.scaleDown(f, w, r.p.Tiers.Sync.ScaleDownWindow.Duration)
-	w.evictable = !protected && w.desired <= f.Replicas && r.resident(f)
+	if w.desired > f.Replicas || running || !known {
+		return
+	}
+	switch {
+	case due:
+		w.guarded("its next fire at "+r.nextText(f)+" is within the lookahead", next)
+	case inGrace:
+		w.guarded("gracePeriod after its last run", f.LastRun.Add(c.GracePeriod.Duration))
+	case protected:
+		fired := f.Schedule.Next(r.now.Add(-c.GracePeriod.Duration).In(r.p.Location()))
+		w.guarded("gracePeriod after its fire at "+fired.UTC().Format(time.RFC3339), fired.Add(c.GracePeriod.Duration))
+	case !r.resident(f):
+		w.guarded("minResidency", f.LastScale.Add(r.p.Preemption.MinResidency.Duration))
+	default:
+		w.evictable = true
+	}
 }
 
 func (r *rules) async(f *Function, w *want) {
@@ -468,6 +643,8 @@ func (r *rules) async(f *Function, w *want) {
 	lo, hi := bounds(f)
 	pending := f.Pending.Known && f.Pending.Value > 0
 	inflight := f.Inflight.Known && f.Inflight.Value > 0
+	// An activation request keeps a function active for idleAfter: for as
+	// long as it would activate it again at zero, it is not evicted either.
 	requested := !f.ActivationRequested.IsZero() && r.now.Sub(f.ActivationRequested) < a.IdleAfter.Duration
 	byPending := int32(0)
 	if pending {
@@ -478,25 +655,24 @@ func (r *rules) async(f *Function, w *want) {
 		if !pending && !inflight && !requested {
 			return
 		}
-		to := max(lo, byPending)
-		why := string(text(make([]byte, 0, 32)).f(f.Pending.Value, 0).s(" messages pending"))
-		if !pending && !inflight {
+		var why string
+		switch {
+		case pending:
+			why = string(text(make([]byte, 0, 48)).f(f.Pending.Value, 0).s(" messages pending"))
+			if byPending > lo {
+				why += string(text(make([]byte, 0, 24)).s(" at ").i(int64(a.PendingPerReplica)).s(" per replica"))
+			}
+		case inflight:
+			why = string(text(make([]byte, 0, 32)).f(f.Inflight.Value, 0).s(" invocations in flight"))
+		default:
 			why = "activation requested at " + f.ActivationRequested.UTC().Format(time.RFC3339)
 		}
-		w.set(to, ReasonActivateAsync, classAsyncActivation, why)
+		w.set(max(lo, byPending), ReasonActivateAsync, classAsyncActivation, why)
 		w.check = &ReadinessCheck{Function: f.Name, Namespace: f.Namespace, Tier: f.Tier, Kind: CheckActivation,
 			Deadline: r.now.Add(a.ActivationTimeout.Duration), MinReady: 1}
 		return
 	}
-	if f.Replicas < lo {
-		w.set(lo, ReasonScaleUpMin, classAsyncScaleUp, fmt.Sprintf("active async functions keep at least max(1, min)=%d replicas", lo))
-		return
-	}
-	if byPending > f.Replicas {
-		w.set(byPending, ReasonScaleUpPending, classAsyncScaleUp, fmt.Sprintf("%.0f messages pending at %d per replica", f.Pending.Value, a.PendingPerReplica))
-		return
-	}
-	if r.scaleUp(f, w, classAsyncScaleUp) {
+	if r.grow(f, w, classAsyncScaleUp, byPending) {
 		return
 	}
 	idleWork := r.metrics && f.Inflight.Known && f.Pending.Known && !pending && !inflight
@@ -508,8 +684,17 @@ func (r *rules) async(f *Function, w *want) {
 		return
 	}
 	r.scaleDown(f, w, r.p.Tiers.Sync.ScaleDownWindow.Duration)
-	recentRequest := !f.ActivationRequested.IsZero() && r.now.Sub(f.ActivationRequested) < a.ActivationTimeout.Duration
-	w.evictable = idleWork && !recentRequest && w.desired <= f.Replicas && r.resident(f)
+	if !idleWork || w.desired > f.Replicas {
+		return
+	}
+	switch {
+	case requested:
+		w.guarded("an activation request", f.ActivationRequested.Add(a.IdleAfter.Duration))
+	case !r.resident(f):
+		w.guarded("minResidency", f.LastScale.Add(r.p.Preemption.MinResidency.Duration))
+	default:
+		w.evictable = true
+	}
 }
 
 // resident reports whether f has been at its size for the minimum residency.

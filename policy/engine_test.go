@@ -67,15 +67,15 @@ func TestDecideTierRules(t *testing.T) {
 		},
 		{name: "CPU is judged on the pods that carry the load",
 			// 2 pods report 0.9 cores of 1: ceil(2 × 0.9 / 0.8) = 3 ≤ 5 asked for.
-			snap: big(fn("api", TierSync, 5, cpuUse(0.9), func(f *Function) { f.ReadyReplicas = 2; f.Pods = f.Pods[:2] }, lastScale(time.Minute))),
+			snap: big(fn("api", TierSync, 5, cpuUse(0.9), load(0, 5, 1), func(f *Function) { f.ReadyReplicas = 2; f.Pods = f.Pods[:2] }, lastScale(time.Minute))),
 		},
-		{name: "sync CPU above 80% of the limit scales proportionally",
+		{name: "sync CPU above 80% of the limit under load scales proportionally",
 			// ceil(2 × 0.9 / (0.8 × 1)) = 3
-			snap: big(fn("api", TierSync, 2, cpuUse(0.9))),
+			snap: big(fn("api", TierSync, 2, cpuUse(0.9), load(0, 5, 1))),
 			want: []string{"sync api 2->3 scale-up-cpu"}},
-		{name: "sync memory above 80% of the limit scales proportionally",
+		{name: "sync memory above 80% of the limit under load scales proportionally",
 			// ceil(2 × 480Mi / (0.8 × 512Mi)) = 3
-			snap: big(fn("api", TierSync, 2, memUse(480*mi))),
+			snap: big(fn("api", TierSync, 2, memUse(480*mi), load(0, 5, 1))),
 			want: []string{"sync api 2->3 scale-up-memory"}},
 		{name: "the largest signal wins",
 			snap: big(fn("api", TierSync, 2, load(10, 20, 8), cpuUse(0.9))),
@@ -306,9 +306,10 @@ func TestDecidePreemption(t *testing.T) {
 			want:   []string{"shortfall sync api eviction-budget-exhausted cpu=1500m mem=768Mi pods=3"}},
 		{name: "a plan never both scales up and evicts the same function",
 			policy: testPolicy(noZeroCron),
-			// cron-old is the oldest idle cron but wants a second replica
-			// for its CPU: it claims room instead of giving it.
-			snap: seed(map[string]fnOpt{"cron-old": cpuUse(0.9)}),
+			// cron-old is the oldest cron but is invoked and wants a
+			// second replica for its CPU: it claims room instead of
+			// giving it.
+			snap: seed(map[string]fnOpt{"cron-old": func(f *Function) { cpuUse(0.9)(f); f.Invocations = Known(0.5) }}),
 			want: []string{
 				"cron cron-new 1->0 evict-for-capacity for api.openfaas-fn",
 				"async async-a 1->0 evict-for-capacity for api.openfaas-fn",
@@ -436,7 +437,7 @@ func TestDecideExplains(t *testing.T) {
 	for _, a := range plan.Actions {
 		require.NotEmpty(t, a.Explanation, "action %s %s", a.Function, a.Reason)
 	}
-	require.Contains(t, plan.Actions[0].Explanation, "make room for 1 pod(s) of sync api.openfaas-fn (scale-up-rejections)")
+	require.Contains(t, plan.Actions[0].Explanation, "1 of 3 evictions that make room for 3 pod(s) of sync api.openfaas-fn (scale-up-rejections)")
 	require.Contains(t, plan.Actions[len(plan.Actions)-1].Explanation, "429 rate 10.00/s > 0.10/s")
 }
 

@@ -60,6 +60,19 @@ var DefaultPreemptionOrder = []Tier{TierCron, TierAsync}
 // eight Prometheus queries.
 const MinInterval = time.Second
 
+// Upper bounds of the policy file's numbers: every number has one, so that a
+// typo cannot overflow a computation or switch a rule off.
+const (
+	MaxInterval             = 10 * time.Minute
+	MaxWindow               = 24 * time.Hour // windows, residency, lookahead, grace, idleAfter
+	MaxStartup              = time.Hour      // startupTime, margin, activationTimeout, timeouts
+	MaxRejectionRate        = 1e6
+	MaxPendingPerReplica    = 1_000_000
+	MaxEvictionsPerCycleCap = 1000
+	MinResendInterval       = time.Second
+	MaxResendInterval       = time.Hour
+)
+
 // The default queries. They use the metric names of the OpenFaaS gateway
 // (function_name is "<name>.<namespace>") and of cadvisor, and each returns
 // an instant vector. docs/policy-file.md describes the contract a replacement
@@ -301,6 +314,38 @@ func (p *Policy) SetDefaults() {
 	if loc, err := time.LoadLocation(p.TimeZone); err == nil {
 		p.location = loc
 	}
+	p.rejectionWindow = queryWindow(p.Queries.Rejections)
+}
+
+// RejectionWindow is how far back queries.rejections looks: the longest
+// range or subquery range in it (1m for the default). A 429 rate can hold
+// refusals from before a scale change that recent (0 when the query has no
+// range, as a recording rule's name).
+func (p *Policy) RejectionWindow() time.Duration { return p.rejectionWindow }
+
+// queryWindow is the longest range of the matrix selectors and subqueries
+// of a PromQL expression, plus their offsets; 0 for none or an invalid
+// query.
+func queryWindow(q string) time.Duration {
+	expr, err := promqlParser.ParseExpr(q)
+	if err != nil {
+		return 0
+	}
+	var w time.Duration
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		switch e := n.(type) {
+		case *parser.MatrixSelector:
+			off := time.Duration(0)
+			if vs, ok := e.VectorSelector.(*parser.VectorSelector); ok {
+				off = vs.OriginalOffset
+			}
+			w = max(w, e.Range+off)
+		case *parser.SubqueryExpr:
+			w = max(w, e.Range+e.OriginalOffset)
+		}
+		return nil
+	})
+	return w
 }
 
 // Location is the time zone cron schedules are evaluated in: TimeZone as
@@ -423,6 +468,20 @@ func (v *validator) duration(field string, d Duration) {
 	}
 }
 
+// durationIn checks a positive duration in [lo, hi]; loText names lo when
+// it is another field ("interval (15s)").
+func (v *validator) durationIn(field string, d Duration, lo, hi time.Duration, loText string) {
+	switch {
+	case !v.set(field, d.Duration == 0):
+	case d.Duration <= 0:
+		v.fail(field, "must be a positive duration, got %s", d.Duration)
+	case d.Duration < lo:
+		v.fail(field, "must be at least %s, got %s", loText, d.Duration)
+	case d.Duration > hi:
+		v.fail(field, "must be at most %s, got %s", hi, d.Duration)
+	}
+}
+
 // fraction checks a value in (0,1].
 func (v *validator) fraction(field string, f float64) {
 	if v.set(field, f == 0) && !(f > 0 && f <= 1) {
@@ -494,11 +553,11 @@ func (p *Policy) validate(zero map[string]bool) Errors {
 	if v.notBlank("prometheus.url", p.Prometheus.URL) {
 		v.url("prometheus.url", p.Prometheus.URL)
 	}
-	v.duration("prometheus.timeout", p.Prometheus.Timeout)
+	v.durationIn("prometheus.timeout", p.Prometheus.Timeout, 0, MaxStartup, "")
 	if t, text := effective(p.Prometheus.Timeout, DefaultPrometheusTimeout); t > 0 && interval > 0 && t >= interval {
 		v.fail("prometheus.timeout", "must be shorter than interval (%s), got %s", intervalText, text)
 	}
-	v.duration("prometheus.maxStaleness", p.Prometheus.MaxStaleness)
+	v.durationIn("prometheus.maxStaleness", p.Prometheus.MaxStaleness, 0, MaxWindow, "")
 	if s, text := effective(p.Prometheus.MaxStaleness, DefaultMaxStaleness); s > 0 && s < interval {
 		v.fail("prometheus.maxStaleness", "must be at least interval (%s), got %s", intervalText, text)
 	}
@@ -516,7 +575,7 @@ func (p *Policy) validate(zero map[string]bool) Errors {
 		}
 		seen[u] = true
 	}
-	v.duration("alertmanager.resendInterval", p.Alertmanager.ResendInterval)
+	v.durationIn("alertmanager.resendInterval", p.Alertmanager.ResendInterval, MinResendInterval, MaxResendInterval, MinResendInterval.String())
 
 	if p.Namespaces != nil && len(p.Namespaces) == 0 {
 		v.fail("namespaces", "must list at least one namespace (omit it for [%s])", DefaultNamespace)
@@ -533,10 +592,7 @@ func (p *Policy) validate(zero map[string]bool) Errors {
 		seen[ns] = true
 	}
 
-	v.duration("interval", p.Interval)
-	if p.Interval.Duration > 0 && p.Interval.Duration < MinInterval {
-		v.fail("interval", "must be at least %s, got %s", MinInterval, p.Interval.Duration)
-	}
+	v.durationIn("interval", p.Interval, MinInterval, MaxInterval, MinInterval.String())
 
 	if v.notBlank("timeZone", p.TimeZone) {
 		switch _, err := time.LoadLocation(p.TimeZone); {
@@ -547,28 +603,45 @@ func (p *Policy) validate(zero map[string]bool) Errors {
 		}
 	}
 	if v.set("defaultTier", p.DefaultTier == "") {
-		v.tier("defaultTier", p.DefaultTier)
+		switch {
+		case p.DefaultTier == TierCron:
+			v.fail("defaultTier", "must be sync or async: a function without cron-connector's topic and schedule annotations has no schedule, so as cron it would be held and never scaled")
+		case !p.DefaultTier.Valid():
+			v.fail("defaultTier", "unknown tier %q; must be sync or async", string(p.DefaultTier))
+		}
 	}
 
 	th := p.Thresholds
 	v.fraction("thresholds.cpu", th.CPU)
 	v.fraction("thresholds.memory", th.Memory)
-	if r := th.RejectionRate; r != nil && (!(*r >= 0) || math.IsInf(*r, 1)) {
-		v.fail("thresholds.rejectionRate", "must be a finite number >= 0, got %v", *r)
+	if r := th.RejectionRate; r != nil {
+		switch {
+		case !(*r >= 0) || math.IsInf(*r, 1):
+			v.fail("thresholds.rejectionRate", "must be a finite number >= 0, got %v", *r)
+		case *r > MaxRejectionRate:
+			v.fail("thresholds.rejectionRate", "must be at most %g per second, got %v", MaxRejectionRate, *r)
+		}
 	}
 	v.fraction("thresholds.targetUtilization", th.TargetUtilization)
 
-	v.duration("tiers.sync.scaleDownWindow", p.Tiers.Sync.ScaleDownWindow)
+	// Windows shorter than a cycle would switch their rule off.
+	atLeastInterval := "interval (" + intervalText + ")"
+	v.durationIn("tiers.sync.scaleDownWindow", p.Tiers.Sync.ScaleDownWindow, interval, MaxWindow, atLeastInterval)
 	c := p.Tiers.Cron
-	v.duration("tiers.cron.lookahead", c.Lookahead)
-	v.duration("tiers.cron.startupTime", c.StartupTime)
-	v.duration("tiers.cron.margin", c.Margin)
-	v.duration("tiers.cron.gracePeriod", c.GracePeriod)
+	v.durationIn("tiers.cron.lookahead", c.Lookahead, interval, MaxWindow, atLeastInterval)
+	v.durationIn("tiers.cron.startupTime", c.StartupTime, 0, MaxStartup, "")
+	v.durationIn("tiers.cron.margin", c.Margin, 0, MaxStartup, "")
+	v.durationIn("tiers.cron.gracePeriod", c.GracePeriod, interval, MaxWindow, atLeastInterval)
 	a := p.Tiers.Async
-	v.duration("tiers.async.idleAfter", a.IdleAfter)
-	v.duration("tiers.async.activationTimeout", a.ActivationTimeout)
-	if v.set("tiers.async.pendingPerReplica", a.PendingPerReplica == 0) && a.PendingPerReplica <= 0 {
-		v.fail("tiers.async.pendingPerReplica", "must be > 0, got %d", a.PendingPerReplica)
+	v.durationIn("tiers.async.idleAfter", a.IdleAfter, interval, MaxWindow, atLeastInterval)
+	v.durationIn("tiers.async.activationTimeout", a.ActivationTimeout, interval, MaxStartup, atLeastInterval)
+	if v.set("tiers.async.pendingPerReplica", a.PendingPerReplica == 0) {
+		switch {
+		case a.PendingPerReplica <= 0:
+			v.fail("tiers.async.pendingPerReplica", "must be > 0, got %d", a.PendingPerReplica)
+		case a.PendingPerReplica > MaxPendingPerReplica:
+			v.fail("tiers.async.pendingPerReplica", "must be at most %d, got %d", MaxPendingPerReplica, a.PendingPerReplica)
+		}
 	}
 
 	seenTier := map[Tier]bool{}
@@ -584,10 +657,15 @@ func (p *Policy) validate(zero map[string]bool) Errors {
 		}
 		seenTier[t] = true
 	}
-	if m := p.Preemption.MaxEvictionsPerCycle; m != nil && *m < 0 {
-		v.fail("preemption.maxEvictionsPerCycle", "must be >= 0 (0 turns eviction off), got %d", *m)
+	if m := p.Preemption.MaxEvictionsPerCycle; m != nil {
+		switch {
+		case *m < 0:
+			v.fail("preemption.maxEvictionsPerCycle", "must be >= 0 (0 turns eviction off), got %d", *m)
+		case *m > MaxEvictionsPerCycleCap:
+			v.fail("preemption.maxEvictionsPerCycle", "must be at most %d, got %d", MaxEvictionsPerCycleCap, *m)
+		}
 	}
-	v.duration("preemption.minResidency", p.Preemption.MinResidency)
+	v.durationIn("preemption.minResidency", p.Preemption.MinResidency, interval, MaxWindow, atLeastInterval)
 
 	for _, q := range p.queries() {
 		if v.notBlank(q.path, *q.value) {

@@ -322,7 +322,7 @@ func TestParseErrors(t *testing.T) {
 			want: []string{"thresholds.rejectionRate: must be a finite number >= 0, got -0.1"}},
 
 		{name: "unknown default tier", yaml: "defaultTier: batch\n",
-			want: []string{`defaultTier: unknown tier "batch"; must be one of sync, cron, async`}},
+			want: []string{`defaultTier: unknown tier "batch"; must be sync or async`}},
 		{name: "blank default tier", yaml: "defaultTier: \"\"\n",
 			want: []string{`defaultTier: unknown tier ""`}},
 		{name: "unknown tier in preemption order", yaml: "preemption:\n  order: [cron, batch]\n",

@@ -74,15 +74,33 @@ func (p *Policy) ParseSchedule(spec string) (cron.Schedule, error) {
 	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
 		return nil, fmt.Errorf("schedule %q: a time zone prefix is not supported; set the policy's timeZone", spec)
 	}
+	if strings.HasPrefix(spec, "@every") {
+		// robfig/cron anchors "@every D" to when the entry was added, which
+		// cron-connector does whenever it (re)registers the function: its
+		// fire times cannot be known from outside, so they cannot be
+		// prewarmed for or reserved.
+		return nil, fmt.Errorf("schedule %q: @every is anchored to when cron-connector registered the function, which tierscaler cannot know; use a 5-field schedule such as \"*/5 * * * *\"", spec)
+	}
 	s, err := cronParser.Parse(spec)
 	if err != nil {
 		return nil, fmt.Errorf("schedule %q: %v", spec, err)
 	}
-	if ss, ok := s.(*cron.SpecSchedule); ok {
-		ss.Location = p.Location()
+	ss, ok := s.(*cron.SpecSchedule)
+	if !ok {
+		return nil, fmt.Errorf("schedule %q: not a calendar schedule", spec)
+	}
+	ss.Location = p.Location()
+	// robfig/cron gives up after five years without a match: such a
+	// schedule ("0 0 30 2 *") never fires. Checked from a fixed instant so
+	// that parsing reads no clock.
+	if s.Next(neverFiresFrom).IsZero() {
+		return nil, fmt.Errorf("schedule %q never fires (no date matches it)", spec)
 	}
 	return &cachedSchedule{inner: s}, nil
 }
+
+// neverFiresFrom is the instant ParseSchedule looks for a first fire from.
+var neverFiresFrom = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // cachedSchedule remembers its last two answers: the next fire after t is
 // the same for every t in [t, next), so a controller asking every few

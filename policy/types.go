@@ -155,6 +155,36 @@ type Function struct {
 	// Hold keeps the function where it is: the controller backs off from a
 	// function whose provider reverted it, or whose metadata is invalid.
 	Hold bool `json:"hold,omitempty"`
+
+	// CPUStep and MemoryStep are the last scale-ups the controller applied
+	// on CPU or memory usage (nil: none it remembers). The next step on the
+	// same resource waits until the new replicas' usage is observed, and
+	// only follows when per-pod usage fell: usage that does not respond to
+	// replicas (a script's baseline memory) never drives scaling.
+	CPUStep    *UsageStep `json:"cpuStep,omitempty"`
+	MemoryStep *UsageStep `json:"memoryStep,omitempty"`
+}
+
+// UsageResource names a usage signal.
+type UsageResource string
+
+// The usage signals.
+const (
+	UsageCPU    UsageResource = "cpu"
+	UsageMemory UsageResource = "memory"
+)
+
+// UsageStep is a scale-up decided on CPU or memory usage. The engine puts
+// one in each usage-driven Action; the controller keeps the applied ones and
+// gives them back in Function.CPUStep and Function.MemoryStep.
+type UsageStep struct {
+	Resource UsageResource `json:"resource"`
+	At       time.Time     `json:"at"`
+	From     int32         `json:"from"`
+	To       int32         `json:"to"`
+	// Before is the mean per-pod usage (cores or bytes) the step was
+	// decided on.
+	Before float64 `json:"before"`
 }
 
 // Key is the OpenFaaS function_name: name.namespace.
@@ -226,6 +256,9 @@ type Action struct {
 	Claim string `json:"claim,omitempty"`
 	// Explanation says why, for people.
 	Explanation string `json:"explanation"`
+	// UsageStep is set on a scale-up decided on CPU or memory usage: the
+	// controller records it once applied (see Function.CPUStep).
+	UsageStep *UsageStep `json:"usageStep,omitempty"`
 }
 
 // Key is the OpenFaaS function_name of the action's function.
