@@ -90,12 +90,17 @@ const (
 	// (not NaN) for a function without successful invocations.
 	DefaultDurationQuery = `sum by (function_name) (rate(gateway_functions_seconds_sum{code="200"}[1m])) / (sum by (function_name) (rate(gateway_functions_seconds_count{code="200"}[1m])) > 0)`
 	// DefaultInflightQuery: the peak number of invocations in flight over the
-	// last minute (started minus completed), conservative so that a function
-	// that had work in flight a moment ago is not zeroed. A function the
-	// gateway knows but has no invocation counters for was never invoked
-	// since the gateway started: it has nothing in flight, and the "or"
-	// branch says so.
-	DefaultInflightQuery = `max_over_time((sum by (function_name) (gateway_function_invocation_started) - sum by (function_name) (gateway_function_invocation_total))[1m:5s]) or (0 * max by (function_name) (gateway_service_count))`
+	// last minute, started minus completed, conservative so that a function
+	// that had work in flight a moment ago is not zeroed. The gateway
+	// creates a function's _total series only at its first completion, and
+	// a restart resets both counters to nothing: a run that started after
+	// the restart and is still running has started = 1 and no _total, so
+	// the completions count as 0 there ("or 0 * started"), not as absent. A
+	// function the gateway knows with no started series has had nothing
+	// started since the gateway started: 0, from the last branch. The
+	// controller also holds a function whose in-flight figure falls to 0
+	// with no completion seen (a reset while a run goes on).
+	DefaultInflightQuery = `max_over_time((sum by (function_name) (gateway_function_invocation_started) - (sum by (function_name) (gateway_function_invocation_total) or 0 * sum by (function_name) (gateway_function_invocation_started)))[1m:5s]) or (0 * max by (function_name) (gateway_service_count))`
 	// DefaultPendingQuery: queued asynchronous messages (OpenFaaS Pro's
 	// JetStream queue-worker; CE has no per-function queue depth).
 	DefaultPendingQuery = `sum by (function_name) (queue_worker_pending_messages)`

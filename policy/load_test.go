@@ -76,7 +76,7 @@ func wantDefault() *Policy {
 			Rejections:  `sum by (function_name) (rate(gateway_function_invocation_total{code="429"}[1m]))`,
 			Invocations: `sum by (function_name) (rate(gateway_function_invocation_total[1m]))`,
 			Duration:    DefaultDurationQuery,
-			Inflight:    `max_over_time((sum by (function_name) (gateway_function_invocation_started) - sum by (function_name) (gateway_function_invocation_total))[1m:5s]) or (0 * max by (function_name) (gateway_service_count))`,
+			Inflight:    `max_over_time((sum by (function_name) (gateway_function_invocation_started) - (sum by (function_name) (gateway_function_invocation_total) or 0 * sum by (function_name) (gateway_function_invocation_started)))[1m:5s]) or (0 * max by (function_name) (gateway_service_count))`,
 			Pending:     `sum by (function_name) (queue_worker_pending_messages)`,
 			CPU:         `sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[1m]))`,
 			Memory:      `sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD"})`,

@@ -67,7 +67,7 @@ queries:
   rejections: 'sum by (function_name) (irate(gateway_function_invocation_total{code="429"}[5s]))'
   invocations: 'sum by (function_name) (irate(gateway_function_invocation_total[5s]))'
   duration: 'sum by (function_name) (rate(gateway_functions_seconds_sum{code="200"}[5s])) / (sum by (function_name) (rate(gateway_functions_seconds_count{code="200"}[5s])) > 0)'
-  inflight: 'max_over_time((sum by (function_name) (gateway_function_invocation_started) - sum by (function_name) (gateway_function_invocation_total))[5s:1s]) or (0 * max by (function_name) (gateway_service_count))'
+  inflight: 'max_over_time((sum by (function_name) (gateway_function_invocation_started) - (sum by (function_name) (gateway_function_invocation_total) or 0 * sum by (function_name) (gateway_function_invocation_started)))[5s:1s]) or (0 * max by (function_name) (gateway_service_count))'
   cpu: 'sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[5s]))'
 `
 

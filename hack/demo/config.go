@@ -69,7 +69,7 @@ queries:
   rejections: 'sum by (function_name) (rate(gateway_function_invocation_total{code="429"}[%[8]s]))'
   invocations: 'sum by (function_name) (rate(gateway_function_invocation_total[%[8]s]))'
   duration: 'sum by (function_name) (rate(gateway_functions_seconds_sum{code="200"}[%[8]s])) / (sum by (function_name) (rate(gateway_functions_seconds_count{code="200"}[%[8]s])) > 0)'
-  inflight: 'max_over_time((sum by (function_name) (gateway_function_invocation_started) - sum by (function_name) (gateway_function_invocation_total))[%[8]s:1s]) or (0 * max by (function_name) (gateway_service_count))'
+  inflight: 'max_over_time((sum by (function_name) (gateway_function_invocation_started) - (sum by (function_name) (gateway_function_invocation_total) or 0 * sum by (function_name) (gateway_function_invocation_started)))[%[8]s:1s]) or (0 * max by (function_name) (gateway_service_count))'
   cpu: 'sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[%[8]s]))'
 `, strings.Join(ns, ", "), model.Duration(p.Interval), tz, p.PrometheusURL,
 		model.Duration(p.timeout()), model.Duration(p.maxStaleness()), p.AlertmanagerURL, w)

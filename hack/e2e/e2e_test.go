@@ -51,7 +51,7 @@ policy:
   queries:
     rejections: 'sum by (function_name) (irate(gateway_function_invocation_total{code="429"}[5s]))'
     invocations: 'sum by (function_name) (irate(gateway_function_invocation_total[5s]))'
-    inflight: 'max_over_time((sum by (function_name) (gateway_function_invocation_started) - sum by (function_name) (gateway_function_invocation_total))[5s:1s]) or (0 * max by (function_name) (gateway_service_count))'
+    inflight: 'max_over_time((sum by (function_name) (gateway_function_invocation_started) - (sum by (function_name) (gateway_function_invocation_total) or 0 * sum by (function_name) (gateway_function_invocation_started)))[5s:1s]) or (0 * max by (function_name) (gateway_service_count))'
     cpu: 'sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[5s]))'
 `, fnNamespace, interval, e.PrometheusURL, e.AlertmanagerURL)
 }
