@@ -138,7 +138,7 @@ func (c *capacity) place(req Resources, ns string) blocked {
 		// The node with the most free CPU lacks memory or pod slots:
 		// look at every node, keeping the most free CPU among those that fit.
 		for _, k := range c.order.idx {
-			if c.nodes[k].free.Fits(req) && (j < 0 || c.nodes[k].free.MilliCPU > c.nodes[j].free.MilliCPU) {
+			if c.nodes[k].free.Fits(req) && (j < 0 || c.roomier(k, j)) {
 				j = k
 			}
 		}
@@ -194,9 +194,13 @@ type nodeHeap struct {
 	idx []int
 }
 
-func (h nodeHeap) Len() int { return len(h.idx) }
-func (h nodeHeap) Less(i, j int) bool {
-	a, b := &h.c.nodes[h.idx[i]], &h.c.nodes[h.idx[j]]
+func (h nodeHeap) Len() int           { return len(h.idx) }
+func (h nodeHeap) Less(i, j int) bool { return h.c.roomier(h.idx[i], h.idx[j]) }
+
+// roomier orders nodes j and k for placement: more free CPU first, then
+// more free memory, then by name.
+func (c *capacity) roomier(j, k int) bool {
+	a, b := &c.nodes[j], &c.nodes[k]
 	if a.free.MilliCPU != b.free.MilliCPU {
 		return a.free.MilliCPU > b.free.MilliCPU
 	}
@@ -382,6 +386,16 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 		plan.Actions = kept
 	}
 	sortActions(plan.Actions)
+	// Checks in function order, whatever the order of the snapshot.
+	slices.SortFunc(plan.Checks, func(a, b ReadinessCheck) int {
+		if c := strings.Compare(a.Function, b.Function); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.Kind), string(b.Kind))
+	})
 }
 
 // outcome is what the eviction search said of a claim, for its shortfall.
@@ -616,7 +630,7 @@ func shortfall(cl claim, req Resources, missing int32, why blocked, budget int, 
 	n := int64(missing)
 	sf := Shortfall{
 		Function: f.Name, Namespace: f.Namespace, Tier: f.Tier,
-		Missing: Resources{req.MilliCPU * n, req.Memory * n, n},
+		Missing: Resources{req.MilliCPU * n, req.Memory * n, n}, Claimed: cl.pods,
 	}
 	if cl.w.check != nil {
 		sf.Deadline = cl.w.check.Deadline

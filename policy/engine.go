@@ -613,7 +613,7 @@ func (r *rules) cron(f *Function, w *want) {
 	// A fire within the grace period protects too, even before its run is
 	// seen (asked last: it costs a schedule evaluation).
 	protected := due || running || inGrace || !known || r.firedWithin(f, c.GracePeriod.Duration)
-	if !protected && r.p.ZeroCronWhenIdle() {
+	if !protected && r.p.ZeroCronWhenIdle() && r.resident(f) {
 		// Many functions go idle at once: no Sprintf on this path.
 		w.set(0, ReasonZeroIdle, classNone, "idle: next fire "+r.nextText(f)+" is beyond the "+r.lookaheadText+
 			" lookahead, nothing in flight, last run "+lastRunText(f.LastRun))
@@ -679,7 +679,7 @@ func (r *rules) async(f *Function, w *want) {
 	last := latest(f.LastRun, f.ActivationRequested)
 	quiet := (last.IsZero() || r.now.Sub(last) >= a.IdleAfter.Duration) &&
 		(f.LastScale.IsZero() || r.now.Sub(f.LastScale) >= a.IdleAfter.Duration)
-	if idleWork && quiet {
+	if idleWork && quiet && r.resident(f) {
 		w.set(0, ReasonZeroIdle, classNone, fmt.Sprintf("idle for %s: nothing in flight or pending, last run %s", a.IdleAfter.Duration, lastRunText(f.LastRun)))
 		return
 	}

@@ -295,6 +295,9 @@ type Shortfall struct {
 	Reason    ShortfallReason `json:"reason"`
 	// Missing is the CPU, memory and pods that could not be placed.
 	Missing Resources `json:"missing"`
+	// Claimed is the pods the function needed a node for: new replicas
+	// plus pending pods (0 for a shortfall that is not a claim's).
+	Claimed int32 `json:"claimed,omitempty"`
 	// Deadline is the missed fire time or activation deadline, if any.
 	Deadline time.Time `json:"deadline,omitzero"`
 	Message  string    `json:"message"`
