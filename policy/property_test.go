@@ -74,13 +74,13 @@ func randomSnapshot(rng *rand.Rand) (*Snapshot, *Policy) {
 		tier := []Tier{TierSync, TierCron, TierAsync}[rng.IntN(3)]
 		f := Function{Name: fmt.Sprintf("f%02d", i), Namespace: []string{ns, "team-b"}[rng.IntN(2)], Tier: tier,
 			Replicas: int32(rng.IntN(5)), MinReplicas: int32(rng.IntN(3)), MaxReplicas: int32(2 + rng.IntN(10)), MaxInflight: int32(rng.IntN(6)),
-			Requests: Resources{int64(100 * (1 + rng.IntN(10))), int64(64*(1+rng.IntN(8))) * mi, 1},
-			Limits:   Resources{1000, 512 * mi, 0},
+			Requests:   Resources{int64(100 * (1 + rng.IntN(10))), int64(64*(1+rng.IntN(8))) * mi, 1},
+			Limits:     Resources{1000, 512 * mi, 0},
 			Rejections: metric(rng.Float64() * 5), Invocations: metric(rng.Float64() * 30), Inflight: work(float64(1 + rng.IntN(10))),
 			Duration: metric(rng.Float64() * 2), Pending: work(float64(1 + rng.IntN(60))),
 			LastRun: ago([]time.Duration{4 * time.Minute, 3 * time.Hour}[rng.IntN(2)]), LastScale: ago(time.Hour),
 			ActivationRequested: ago(20 * time.Minute),
-			Hold: rng.IntN(12) == 0,
+			Hold:                rng.IntN(12) == 0,
 		}
 		if rng.IntN(10) == 0 {
 			f.Tier = "bogus"
