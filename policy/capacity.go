@@ -266,6 +266,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 	}
 	var claims []claim
 	var cands, guarded []*victim
+	var vs victims
 	for i := range wants {
 		w := &wants[i]
 		f := w.f
@@ -298,9 +299,9 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 		}
 		switch {
 		case w.evictable:
-			cands = append(cands, newVictim(c, w, act))
+			cands = append(cands, vs.add(c, w, act, rank[f.Tier]))
 		case w.guard != "":
-			guarded = append(guarded, newVictim(c, w, act))
+			guarded = append(guarded, vs.add(c, w, act, rank[f.Tier]))
 		}
 	}
 	slices.SortFunc(claims, func(a, b claim) int {
@@ -310,14 +311,13 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 		return compareFunctions(a.w.f, b.w.f)
 	})
 	byOrder := func(x, y *victim) int {
-		a, b := x.w.f, y.w.f
-		if rank[a.Tier] != rank[b.Tier] {
-			return cmp.Compare(rank[a.Tier], rank[b.Tier])
+		if x.rank != y.rank {
+			return cmp.Compare(x.rank, y.rank)
 		}
-		if c := a.LastRun.Compare(b.LastRun); c != 0 {
+		if c := x.w.f.LastRun.Compare(y.w.f.LastRun); c != 0 {
 			return c
 		}
-		return compareFunctions(a, b)
+		return compareFunctions(x.w.f, y.w.f)
 	}
 	slices.SortFunc(cands, byOrder)
 	slices.SortFunc(guarded, byOrder)
@@ -419,7 +419,9 @@ type victim struct {
 	// tier rule did not already return.
 	quota Resources
 	// action is the index of its scale-down action in the plan, -1 if none.
-	action  int
+	action int
+	// rank is its tier's place in the preemption order, from 1.
+	rank    int
 	evicted bool
 }
 
@@ -428,22 +430,41 @@ type nodeShare struct {
 	room Resources
 }
 
-func newVictim(c *capacity, w *want, act int) *victim {
+// victims allocates the victims of a plan in slabs: thousands of idle
+// functions are candidates.
+type victims struct {
+	slab  []victim
+	rooms []nodeShare
+}
+
+func (vs *victims) add(c *capacity, w *want, act, rank int) *victim {
+	if len(vs.slab) == cap(vs.slab) {
+		vs.slab = make([]victim, 0, 256)
+	}
+	vs.slab = append(vs.slab, victim{w: w, action: act, rank: rank})
+	v := &vs.slab[len(vs.slab)-1]
 	f := w.f
 	req := podRequest(f)
-	v := &victim{w: w, action: act}
+	start := len(vs.rooms)
 	for i := range f.Pods {
 		j, ok := c.byName[f.Pods[i].Node]
 		if !ok || !c.nodes[j].sched {
 			continue
 		}
-		k := slices.IndexFunc(v.rooms, func(s nodeShare) bool { return s.node == j })
+		k := slices.IndexFunc(vs.rooms[start:], func(s nodeShare) bool { return s.node == j })
 		if k < 0 {
-			v.rooms = append(v.rooms, nodeShare{node: j})
-			k = len(v.rooms) - 1
+			if len(vs.rooms) == cap(vs.rooms) {
+				// A new arena: the victim's rooms must stay contiguous.
+				grown := make([]nodeShare, len(vs.rooms)-start, max(1024, 2*(len(vs.rooms)-start)))
+				copy(grown, vs.rooms[start:])
+				vs.rooms, start = grown, 0
+			}
+			vs.rooms = append(vs.rooms, nodeShare{node: j})
+			k = len(vs.rooms) - 1 - start
 		}
-		v.rooms[k].room = v.rooms[k].room.Add(req)
+		vs.rooms[start+k].room = vs.rooms[start+k].room.Add(req)
 	}
+	v.rooms = vs.rooms[start:len(vs.rooms):len(vs.rooms)]
 	n := int64(len(f.Pods)) + int64(f.PendingPods) - int64(max(0, f.Replicas-w.desired))
 	n = max(0, n)
 	v.quota = Resources{req.MilliCPU * n, req.Memory * n, req.Pods * n}
