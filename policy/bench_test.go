@@ -19,11 +19,36 @@ func synthetic(n int) (*Snapshot, *Policy) {
 	for i := range s.Nodes {
 		s.Nodes[i] = Node{Name: fmt.Sprintf("node-%05d", i), Allocatable: Resources{16000, 64 * gib, 110}, Schedulable: true}
 	}
-	// A few schedules shared by many functions, as in real clusters.
-	schedules := []string{"*/5 * * * *", "1 12 * * *", "0 * * * *", "30 2 * * *", "*/15 * * * *", "0 3 * * 1"}
+	// Schedules spread as in real clusters: frequent pollers, hourly jobs at
+	// every minute of the hour, jobs every few hours, daily jobs in office
+	// hours and at night, weekly ones. Functions share parsed schedules, as
+	// the controller's metadata cache makes them do.
 	parsed := map[string]fnOpt{}
-	for _, sp := range schedules {
+	sched := func(sp string) fnOpt {
+		if o, ok := parsed[sp]; ok {
+			return o
+		}
 		parsed[sp] = schedule(sp)
+		return parsed[sp]
+	}
+	realistic := func(i int) string {
+		m := (i * 7) % 60
+		switch k := i % 20; {
+		case k == 0:
+			return "*/5 * * * *"
+		case k < 3:
+			return "*/15 * * * *"
+		case k < 9:
+			return fmt.Sprintf("%d * * * *", m)
+		case k < 11:
+			return fmt.Sprintf("%d */6 * * *", m)
+		case k < 16:
+			return fmt.Sprintf("%d %d * * *", m, 8+(i/20)%11)
+		case k < 19:
+			return fmt.Sprintf("%d %d * * *", m, (i/20)%5)
+		default:
+			return fmt.Sprintf("%d %d * * %d", m, (i/20)%24, (i/20)%7)
+		}
 	}
 	next := 0
 	place := func(f *Function) {
@@ -46,13 +71,14 @@ func synthetic(n int) (*Snapshot, *Policy) {
 			}
 		case i%10 < 7: // cron
 			if change {
-				f = fn(name, TierCron, 0, parsed["1 12 * * *"])
+				f = fn(name, TierCron, 0, sched("1 12 * * *"))
 			} else {
-				f = fn(name, TierCron, 4, parsed[schedules[i%len(schedules)]], lastRun(time.Duration(i%300)*time.Minute), inflight(float64(i%2)))
+				f = fn(name, TierCron, 4, sched(realistic(i)), lastRun(time.Duration(i%300)*time.Minute), lastScale(time.Hour), inflight(float64(i%2)),
+					func(f *Function) { f.RunDuration = time.Duration(1+i%20) * time.Minute })
 			}
 		default: // async
 			if change {
-				f = fn(name, TierAsync, 0, pending(25))
+				f = fn(name, TierAsync, 0, pending(25), func(f *Function) { f.RunDuration = time.Duration(1+i%30) * time.Minute })
 			} else {
 				f = fn(name, TierAsync, 5, lastRun(time.Duration(i%4)*time.Minute), lastScale(time.Hour))
 			}
@@ -93,6 +119,7 @@ func BenchmarkDecide(b *testing.B) {
 			b.ReportMetric(float64(len(plan.Actions)), "actions")
 			b.ReportMetric(float64(evictions), "evictions")
 			b.ReportMetric(float64(len(plan.Shortfalls)), "shortfalls")
+			b.ReportMetric(float64(len(plan.Reservations)), "reservations")
 		})
 	}
 }

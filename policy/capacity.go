@@ -39,6 +39,10 @@ type capacity struct {
 	// until the next release, which noRoom remembers.
 	epoch  int
 	noRoom map[Resources]int
+	// last is the node of the last pod placed; track, when set, adds up
+	// the room placed on each node.
+	last  int
+	track []Resources
 }
 
 type nodeRoom struct {
@@ -152,6 +156,10 @@ func (c *capacity) place(req Resources, ns string) blocked {
 	if q, ok := c.quota[ns]; ok {
 		c.quota[ns] = q.Sub(req)
 	}
+	c.last = j
+	if c.track != nil {
+		c.track[j] = c.track[j].Add(req)
+	}
 	return notBlocked
 }
 
@@ -227,6 +235,9 @@ type claim struct {
 	pods    int32 // pods that need a node
 	pending int32 // of which already exist, pending
 	class   claimClass
+	// until is when an async claim's work is expected to end: its pods
+	// must leave the reservations that start before then.
+	until time.Time
 }
 
 // tierClass is the class of a claim made only of pending pods.
@@ -248,7 +259,7 @@ const maxExplained = 16
 // fitCapacity turns the wants into actions: decreases first, then claims
 // served in priority order with evictions, then shortfalls. A function gets
 // at most one action: an eviction replaces the scale-down of its tier rule.
-func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
+func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time) {
 	c := newCapacity(s)
 	// Size the plan once: at most one action per function, one check per
 	// function that has one.
@@ -288,6 +299,10 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 			if grow == 0 {
 				cl.class = tierClass(f.Tier)
 			}
+			if cl.class >= classAsyncActivation {
+				cl.until = now.Add(asyncHorizon(f, p))
+			}
+			w.claimed = true
 			claims = append(claims, cl)
 			continue
 		}
@@ -304,9 +319,15 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 			guarded = append(guarded, vs.add(c, w, act, rank[f.Tier]))
 		}
 	}
+	// Async claims go shortest work first within their class: each must
+	// leave the reservations that start before its work ends, and the room
+	// they hold back only grows along the class.
 	slices.SortFunc(claims, func(a, b claim) int {
 		if a.class != b.class {
 			return cmp.Compare(a.class, b.class)
+		}
+		if c := a.until.Compare(b.until); c != 0 {
+			return c
 		}
 		return compareFunctions(a.w.f, b.w.f)
 	})
@@ -326,7 +347,38 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 	budget := max(0, p.MaxEvictions())
 	var dropped []int
 	explained := 0
-	for _, cl := range claims {
+	// The room sync claims take, per node, to tell a reservation they took.
+	synced := make([]Resources, len(c.nodes))
+	c.track = synced
+	var rs *reserver
+	class := classNone
+	// reserveNow places the reservations once the sync and cron claims are
+	// served, looking as far ahead as the longest async work.
+	reserveNow := func(horizon time.Duration) {
+		var forecasts []Shortfall
+		plan.Reservations, forecasts, rs = reserve(c, p, now, wants, cands, synced, horizon)
+		plan.Shortfalls = append(plan.Shortfalls, forecasts...)
+	}
+	for k, cl := range claims {
+		if cl.class >= classAsyncActivation && rs == nil {
+			horizon := p.Tiers.Cron.Lookahead.Duration
+			for _, a := range claims[k:] {
+				horizon = max(horizon, a.until.Sub(now))
+			}
+			reserveNow(horizon)
+		}
+		if cl.class != class {
+			if rs != nil {
+				rs.reset()
+			}
+			class = cl.class
+			if class > classSync {
+				c.track = nil
+			}
+		}
+		if rs != nil {
+			rs.admit(cl.until)
+		}
 		f := cl.w.f
 		req := podRequest(f)
 		placed, why := c.placeN(req, f.Namespace, cl.pods)
@@ -339,6 +391,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 				out.evicted = len(set)
 				for _, v := range set {
 					v.evicted = true
+					v.w.evicted = true
 					c.releaseNodes(v.w.f)
 					c.releaseQuotaRoom(v.w.f.Namespace, v.quota)
 					if v.action >= 0 {
@@ -375,6 +428,11 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 			plan.Shortfalls = append(plan.Shortfalls, shortfall(cl, req, missing, why, budget, out))
 		}
 	}
+	if rs == nil {
+		reserveNow(p.Tiers.Cron.Lookahead.Duration)
+	} else {
+		rs.reset()
+	}
 	if len(dropped) > 0 {
 		slices.Sort(dropped)
 		kept := plan.Actions[:0]
@@ -386,8 +444,19 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 		plan.Actions = kept
 	}
 	sortActions(plan.Actions)
-	// Checks in function order, whatever the order of the snapshot.
-	slices.SortFunc(plan.Checks, func(a, b ReadinessCheck) int {
+	sortReservations(plan.Reservations)
+	sortChecks(plan.Checks)
+}
+
+// sortChecks puts checks in function order, whatever the order of the
+// snapshot. Sorting indices keeps the swaps cheap.
+func sortChecks(checks []ReadinessCheck) {
+	order := make([]int32, len(checks))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := &checks[i], &checks[j]
 		if c := strings.Compare(a.Function, b.Function); c != 0 {
 			return c
 		}
@@ -396,6 +465,11 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan) {
 		}
 		return strings.Compare(string(a.Kind), string(b.Kind))
 	})
+	sorted := make([]ReadinessCheck, len(checks))
+	for k, i := range order {
+		sorted[k] = checks[i]
+	}
+	copy(checks, sorted)
 }
 
 // outcome is what the eviction search said of a claim, for its shortfall.

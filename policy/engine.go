@@ -42,6 +42,12 @@ type want struct {
 	check *ReadinessCheck
 	// usage is the record of a usage-driven scale-up.
 	usage *UsageStep
+	// fire and lead are a cron function's next fire time and prewarm lead.
+	fire time.Time
+	lead time.Duration
+	// claimed: the function has a claim in the plan; evicted: it is
+	// evicted in the plan.
+	claimed, evicted bool
 }
 
 // Decide is the engine: the snapshot and the policy go in, the plan comes
@@ -67,7 +73,7 @@ func Decide(s *Snapshot, p *Policy, now time.Time) *Plan {
 	for i := range s.Functions {
 		wants[i] = r.decide(&s.Functions[i])
 	}
-	fitCapacity(s, p, wants, plan)
+	fitCapacity(s, p, wants, plan, now)
 	return plan
 }
 
@@ -574,8 +580,13 @@ func (r *rules) cron(f *Function, w *want) {
 	}
 	until := next.Sub(r.now)
 	lead := r.startup(f) + c.Margin.Duration + r.p.Interval.Duration
+	w.fire, w.lead = next, lead
 	due := until <= max(c.Lookahead.Duration, lead)
 	prewarm := until <= lead
+	// Just in time: between fires a function goes to zero whenever its
+	// next prewarm is more than an interval plus the minimum residency away.
+	// The lookahead is the planning horizon: fires in it hold reservations.
+	jit := until-lead > r.p.Interval.Duration+r.p.Preemption.MinResidency.Duration
 	running := f.Inflight.Known && f.Inflight.Value > 0 || f.Pending.Known && f.Pending.Value > 0
 	inGrace := !f.LastRun.IsZero() && r.now.Sub(f.LastRun) < c.GracePeriod.Duration
 	// Cron functions are usually invoked synchronously: an absent queue
@@ -612,8 +623,8 @@ func (r *rules) cron(f *Function, w *want) {
 	}
 	// A fire within the grace period protects too, even before its run is
 	// seen (asked last: it costs a schedule evaluation).
-	protected := due || running || inGrace || !known || r.firedWithin(f, c.GracePeriod.Duration)
-	if !protected && r.p.ZeroCronWhenIdle() && r.resident(f) {
+	busy := running || inGrace || !known || r.firedWithin(f, c.GracePeriod.Duration)
+	if !busy && jit && r.p.ZeroCronWhenIdle() && r.resident(f) {
 		// Many functions go idle at once: no Sprintf on this path.
 		w.set(0, ReasonZeroIdle, classNone, "idle: next fire "+r.nextText(f)+" is beyond the "+r.lookaheadText+
 			" lookahead, nothing in flight, last run "+lastRunText(f.LastRun))
@@ -626,9 +637,11 @@ func (r *rules) cron(f *Function, w *want) {
 	switch {
 	case due:
 		w.guarded("its next fire at "+r.nextText(f)+" is within the lookahead", next)
+	case !jit:
+		w.guarded("its next fire at "+r.nextText(f)+" is too near to go to zero", next)
 	case inGrace:
 		w.guarded("gracePeriod after its last run", f.LastRun.Add(c.GracePeriod.Duration))
-	case protected:
+	case busy:
 		fired := f.Schedule.Next(r.now.Add(-c.GracePeriod.Duration).In(r.p.Location()))
 		w.guarded("gracePeriod after its fire at "+fired.UTC().Format(time.RFC3339), fired.Add(c.GracePeriod.Duration))
 	case !r.resident(f):

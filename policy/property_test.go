@@ -95,6 +95,9 @@ func randomSnapshot(rng *rand.Rand) (*Snapshot, *Policy) {
 				f.Schedule, f.ScheduleSpec = neverSchedule{}, "0 0 30 2 *"
 			}
 		}
+		if rng.IntN(3) == 0 {
+			f.RunDuration = time.Duration(1+rng.IntN(40)) * time.Minute
+		}
 		if rng.IntN(6) == 0 {
 			f.MemoryStep = &UsageStep{Resource: UsageMemory, At: ago(2 * time.Hour), From: 1, To: f.Replicas, Before: float64(rng.IntN(512)) * float64(mi)}
 		}
@@ -197,7 +200,53 @@ func checkInvariants(s *Snapshot, p *Policy, plan *Plan) []string {
 	if evictions > p.MaxEvictions() {
 		fail("%d evictions over the budget %d", evictions, p.MaxEvictions())
 	}
-	bad = append(bad, checkFits(s, plan, byKey)...)
+	// Every cron fire inside the lookahead of a function that will be below
+	// its floor holds a reservation, placed or forecast short; with no
+	// running job to release room, all of its room is held.
+	resv := map[string]*Reservation{}
+	for i := range plan.Reservations {
+		resv[plan.Reservations[i].Key()] = &plan.Reservations[i]
+	}
+	releases := false
+	for i := range s.Functions {
+		releases = releases || s.Functions[i].RunDuration > 0
+	}
+	for i := range s.Functions {
+		f := &s.Functions[i]
+		if f.Tier != TierCron || f.Hold || f.Schedule == nil {
+			continue
+		}
+		next := f.Schedule.Next(t0.In(p.Location()))
+		lo, _ := bounds(f)
+		after, claimed := f.Replicas, f.PendingPods > 0
+		for _, a := range plan.Actions {
+			if a.Key() == f.Key() {
+				after, claimed = a.To, claimed || a.To > a.From
+			}
+		}
+		for _, sf := range plan.Shortfalls {
+			claimed = claimed || sf.Key() == f.Key() && sf.Reason != ShortfallCronAtRisk
+		}
+		r := resv[f.Key()]
+		switch {
+		case next.IsZero() || claimed || after >= lo || next.Sub(t0) > p.Tiers.Cron.Lookahead.Duration:
+		case r == nil:
+			fail("cron %s fires at %s below its floor with no reservation", f.Key(), next.Format(time.TimeOnly))
+		case r.Pods+r.Missing != lo-after:
+			fail("cron %s reserves %d+%d pods, needs %d", f.Key(), r.Pods, r.Missing, lo-after)
+		}
+		if r != nil && !releases {
+			var held Resources
+			for _, n := range r.Nodes {
+				held = held.Add(n.Held)
+			}
+			req := podRequest(f)
+			if want := (Resources{req.MilliCPU * int64(r.Pods), req.Memory * int64(r.Pods), int64(r.Pods)}); held != want {
+				fail("cron %s: reservation holds %v, want all of %v", f.Key(), held, want)
+			}
+		}
+	}
+	bad = append(bad, checkFits(s, p, plan, byKey)...)
 	return bad
 }
 
@@ -206,7 +255,7 @@ func checkInvariants(s *Snapshot, p *Policy, plan *Plan) []string {
 // evictions made for it released first, and checks that every pod the plan
 // places fits on some node (most free CPU first, as the engine places) and
 // in its quota.
-func checkFits(s *Snapshot, plan *Plan, byKey map[string]*Function) []string {
+func checkFits(s *Snapshot, p *Policy, plan *Plan, byKey map[string]*Function) []string {
 	var bad []string
 	free := map[string]Resources{}
 	var order []string
@@ -254,7 +303,7 @@ func checkFits(s *Snapshot, plan *Plan, byKey map[string]*Function) []string {
 	// A claim with a shortfall placed what it claimed less what is missing.
 	shortOf := map[string]*Shortfall{}
 	for i := range plan.Shortfalls {
-		if sf := &plan.Shortfalls[i]; sf.Function != "" {
+		if sf := &plan.Shortfalls[i]; sf.Function != "" && sf.Reason != ShortfallCronAtRisk {
 			shortOf[sf.Key()] = sf
 		}
 	}
@@ -265,6 +314,7 @@ func checkFits(s *Snapshot, plan *Plan, byKey map[string]*Function) []string {
 		f     *Function
 		pods  int32
 		class claimClass
+		until time.Time
 	}
 	var claims []claimed
 	for _, f := range byKey {
@@ -293,14 +343,46 @@ func checkFits(s *Snapshot, plan *Plan, byKey map[string]*Function) []string {
 		if n <= 0 && len(evictedFor[f.Key()]) == 0 {
 			continue
 		}
-		claims = append(claims, claimed{f, max(0, n), class})
+		cl := claimed{f: f, pods: max(0, n), class: class}
+		if class >= classAsyncActivation {
+			cl.until = t0.Add(asyncHorizon(f, p))
+		}
+		claims = append(claims, cl)
 	}
 	slices.SortFunc(claims, func(a, b claimed) int {
 		if a.class != b.class {
 			return int(a.class) - int(b.class)
 		}
+		if c := a.until.Compare(b.until); c != 0 {
+			return c
+		}
 		return compareFunctions(a.f, b.f)
 	})
+	// Async admissions leave the held room of every reservation that starts
+	// before their work ends (issue 14): the invariant that no async
+	// admission takes capacity reserved for a cron fire.
+	type heldRoom struct {
+		at   time.Time
+		node string
+		room Resources
+	}
+	var holds []heldRoom
+	for _, r := range plan.Reservations {
+		for _, n := range r.Nodes {
+			holds = append(holds, heldRoom{r.Prewarm, n.Node, n.Held})
+		}
+	}
+	slices.SortStableFunc(holds, func(a, b heldRoom) int { return a.at.Compare(b.at) })
+	next := 0
+	lastClass := classNone
+	restore := func() {
+		for _, h := range holds[:next] {
+			if r, ok := free[h.node]; ok {
+				free[h.node] = r.Add(h.room)
+			}
+		}
+		next = 0
+	}
 	// place puts one pod on the roomiest node that fits, as the engine.
 	place := func(f *Function, checkQuota bool) (ok, overQuota bool) {
 		req := podRequest(f)
@@ -324,6 +406,15 @@ func checkFits(s *Snapshot, plan *Plan, byKey map[string]*Function) []string {
 		return true, false
 	}
 	for _, cl := range claims {
+		if cl.class != lastClass {
+			restore()
+			lastClass = cl.class
+		}
+		for ; cl.class >= classAsyncActivation && next < len(holds) && holds[next].at.Before(cl.until); next++ {
+			if r, ok := free[holds[next].node]; ok {
+				free[holds[next].node] = r.Sub(holds[next].room)
+			}
+		}
 		// As the engine: what fits now, then the evictions, then the rest.
 		done := int32(0)
 		for done < cl.pods {
@@ -363,12 +454,13 @@ func TestDecideInvariants(t *testing.T) {
 	if testing.Short() {
 		runs = 5000
 	}
-	var withEvictions, withQuotaEvictions, withShortfalls int
+	var withEvictions, withQuotaEvictions, withShortfalls, withReservations, withForecasts int
 	defer func() {
-		t.Logf("%d plans: %d with evictions (%d in a namespace with a quota), %d with shortfalls", runs, withEvictions, withQuotaEvictions, withShortfalls)
+		t.Logf("%d plans: %d with evictions (%d in a namespace with a quota), %d with shortfalls, %d with reservations, %d with forecasts",
+			runs, withEvictions, withQuotaEvictions, withShortfalls, withReservations, withForecasts)
 		// A property test whose snapshots never exercise a rule proves
 		// nothing about it.
-		if withEvictions < runs/50 || withQuotaEvictions < runs/200 || withShortfalls < runs/5 {
+		if withEvictions < runs/50 || withQuotaEvictions < runs/200 || withShortfalls < runs/5 || withReservations < runs/20 || withForecasts < runs/50 {
 			t.Errorf("the generator exercises too few evictions or shortfalls")
 		}
 	}()
@@ -387,6 +479,12 @@ func TestDecideInvariants(t *testing.T) {
 		}
 		if len(plan.Shortfalls) > 0 {
 			withShortfalls++
+		}
+		if len(plan.Reservations) > 0 {
+			withReservations++
+		}
+		if slices.ContainsFunc(plan.Shortfalls, func(sf Shortfall) bool { return sf.Reason == ShortfallCronAtRisk }) {
+			withForecasts++
 		}
 		if bad := checkInvariants(s, p, plan); len(bad) > 0 {
 			t.Fatalf("seed %d breaks invariants:\n  %s\nplan:\n  %s", seed, strings.Join(bad, "\n  "), strings.Join(summary(plan), "\n  "))

@@ -152,6 +152,11 @@ type Function struct {
 	// StartupTime is the per-function or learned time from scale-up to
 	// Ready (0: use the policy's).
 	StartupTime time.Duration `json:"startupTime,omitempty"`
+	// RunDuration is how long one invocation (a run, a job) usually takes,
+	// learned by the controller from the duration metric (0: unknown). An
+	// async replica admitted now is expected to hold its room that long; a
+	// running cron job to end that long from now at the latest.
+	RunDuration time.Duration `json:"runDuration,omitempty"`
 	// Hold keeps the function where it is: the controller backs off from a
 	// function whose provider reverted it, or whose metadata is invalid.
 	Hold bool `json:"hold,omitempty"`
@@ -220,6 +225,9 @@ type Plan struct {
 	Actions          []Action         `json:"actions"`
 	Shortfalls       []Shortfall      `json:"shortfalls"`
 	Checks           []ReadinessCheck `json:"checks"`
+	// Reservations are the room held for cron fires in the planning
+	// horizon, in fire order.
+	Reservations []Reservation `json:"reservations,omitempty"`
 }
 
 // Reason is why an action is taken. The set is closed.
@@ -285,6 +293,10 @@ const (
 	ShortfallActivationTimeout ShortfallReason = "activation-timeout"
 	// ShortfallMetricsUnavailable: Prometheus data is missing or stale.
 	ShortfallMetricsUnavailable ShortfallReason = "metrics-unavailable"
+	// ShortfallCronAtRisk: a cron fire inside the lookahead whose
+	// reservation does not fit, even counting every permitted eviction: a
+	// forecast, raised before the fire, with the fire time as its deadline.
+	ShortfallCronAtRisk ShortfallReason = "cron-at-risk"
 )
 
 // Shortfall is demand tierscaler could not meet.

@@ -1,0 +1,319 @@
+package policy
+
+import (
+	"cmp"
+	"container/heap"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Reservations hold capacity for scheduled work (issue 14).
+//
+// Cron fires are the part of the load known in advance. Each fire in the
+// planning horizon of a cron function that will not have its replicas then
+// holds a reservation: its pods, placed node by node on the room the plan
+// expects at its prewarm time. That room is the room free now, plus the room
+// of the idle functions a prewarm may evict, plus what running cron jobs
+// will have released by then. Async admissions (activations and scale-ups)
+// then go only where they leave every reservation that starts before their
+// work is expected to end the part of its room it takes from the room free
+// now. Sync claims are served before reservations are placed: they outrank
+// them, and a reservation they take is reported. A fire inside the lookahead
+// whose reservation cannot be placed is a forecast shortfall
+// (cron-at-risk), raised before the fire.
+
+// Reservation is the room a cron fire holds.
+type Reservation struct {
+	Function  string `json:"function"`
+	Namespace string `json:"namespace"`
+	// Fire is the fire time; Prewarm when its pods are started (the fire
+	// time less the prewarm lead).
+	Fire    time.Time `json:"fire"`
+	Prewarm time.Time `json:"prewarm"`
+	// Pods are the pods reserved, on Nodes; Missing those that could not
+	// be placed.
+	Pods    int32          `json:"pods"`
+	Missing int32          `json:"missing,omitempty"`
+	Nodes   []ReservedNode `json:"nodes,omitempty"`
+	// TakenBySync: sync claims of this plan took room the reservation
+	// would have had.
+	TakenBySync bool `json:"takenBySync,omitempty"`
+}
+
+// Key is the OpenFaaS function_name of the reservation's function.
+func (r *Reservation) Key() string { return r.Function + "." + r.Namespace }
+
+// ReservedNode is the part of a reservation on one node.
+type ReservedNode struct {
+	Node string `json:"node"`
+	Pods int32  `json:"pods"`
+	// Held is the part of the reserved room that async admissions leave
+	// alone: all of it but what running jobs will have released by the
+	// prewarm.
+	Held Resources `json:"held"`
+}
+
+// asyncHorizon is how long an async replica admitted now is expected to
+// hold its room: the function's learned run duration, else the mean
+// duration of its invocations, else the cron lookahead. At least one
+// interval.
+func asyncHorizon(f *Function, p *Policy) time.Duration {
+	d := f.RunDuration
+	if d <= 0 && f.Duration.Known && f.Duration.Value > 0 {
+		d = time.Duration(f.Duration.Value * float64(time.Second))
+	}
+	if d <= 0 {
+		d = p.Tiers.Cron.Lookahead.Duration
+	}
+	return max(d, p.Interval.Duration)
+}
+
+// held is the free-now part of a reservation on one node, from its prewarm
+// time on.
+type held struct {
+	prewarm time.Time
+	node    int
+	room    Resources
+}
+
+// reserver builds the reservations of a plan and applies them to async
+// admissions.
+type reserver struct {
+	c     *capacity
+	held  []held
+	next  int // held[:next] are subtracted from c
+	until time.Time
+}
+
+// release is room a running cron job gives back when it ends.
+type release struct {
+	at   time.Time
+	node int
+	room Resources
+}
+
+// reserve places the reservations of the cron fires in (now, now+horizon]
+// and returns them with the forecast shortfalls of the fires inside the
+// lookahead that do not fit. c is the room after the sync and cron claims
+// of this plan; synced is the room those sync claims took, per node.
+func reserve(c *capacity, p *Policy, now time.Time, wants []want, pool []*victim,
+	synced []Resources, horizon time.Duration) ([]Reservation, []Shortfall, *reserver) {
+	type fire struct {
+		w    *want
+		pods int32
+	}
+	var fires []fire
+	var rels []release
+	grace := p.Tiers.Cron.GracePeriod.Duration
+	for i := range wants {
+		w := &wants[i]
+		f := w.f
+		if f.Tier != TierCron || w.held || w.fire.IsZero() {
+			continue
+		}
+		after := w.desired
+		if w.evicted {
+			after = 0
+		}
+		if w.claimed {
+			// A prewarm or scale-up of this plan: its claim speaks for the
+			// fire.
+			continue
+		}
+		lo, _ := bounds(f)
+		if after < lo && w.fire.Sub(now) <= horizon {
+			fires = append(fires, fire{w, lo - after})
+		}
+		// A running job releases its room when it ends and its grace has
+		// passed, unless the function fires again before it would go.
+		if after > 0 && f.RunDuration > 0 && f.Inflight.Known && f.Inflight.Value > 0 {
+			at := now.Add(f.RunDuration + grace)
+			if w.fire.Sub(at) > w.lead+p.Interval.Duration+p.Preemption.MinResidency.Duration {
+				req := podRequest(f)
+				for _, pod := range f.Pods {
+					if j, ok := c.byName[pod.Node]; ok && c.nodes[j].sched {
+						rels = append(rels, release{at, j, req})
+					}
+				}
+			}
+		}
+	}
+	rs := &reserver{c: c}
+	if len(fires) == 0 {
+		return nil, nil, rs
+	}
+	slices.SortFunc(fires, func(a, b fire) int {
+		if c := a.w.fire.Compare(b.w.fire); c != 0 {
+			return c
+		}
+		return compareFunctions(a.w.f, b.w.f)
+	})
+	slices.SortFunc(rels, func(a, b release) int { return a.at.Compare(b.at) })
+
+	// The room then: free now, plus the idle functions' room.
+	fut := c.clone()
+	n := len(c.nodes)
+	rel := make([]Resources, n)
+	resv := make([]Resources, n)
+	for _, v := range pool {
+		if v.evicted {
+			continue
+		}
+		for _, s := range v.rooms {
+			fut.nodes[s.node].free = fut.nodes[s.node].free.Add(s.room)
+		}
+	}
+	heap.Init(&fut.order)
+	out := make([]Reservation, 0, len(fires))
+	var forecasts []Shortfall
+	lookahead := p.Tiers.Cron.Lookahead.Duration
+	r := 0
+	explained := 0
+	for _, fr := range fires {
+		f := fr.w.f
+		prewarm := fr.w.fire.Add(-fr.w.lead)
+		for ; r < len(rels) && !rels[r].at.After(prewarm); r++ {
+			rel[rels[r].node] = rel[rels[r].node].Add(rels[r].room)
+			fut.grow(rels[r].node, rels[r].room)
+		}
+		req := podRequest(f)
+		res := Reservation{Function: f.Name, Namespace: f.Namespace, Fire: fr.w.fire, Prewarm: prewarm}
+		for range fr.pods {
+			j, ok := fut.placeNode(req, f.Namespace)
+			if !ok {
+				break
+			}
+			// What async admissions must leave is the reserved room the
+			// releases do not cover: the idle functions' room counts for
+			// the forecast, but an async claim may not evict them for it.
+			before := deficit(resv[j], rel[j])
+			resv[j] = resv[j].Add(req)
+			part := deficit(resv[j], rel[j]).Sub(before)
+			k := slices.IndexFunc(res.Nodes, func(x ReservedNode) bool { return x.Node == c.nodes[j].name })
+			if k < 0 {
+				res.Nodes = append(res.Nodes, ReservedNode{Node: c.nodes[j].name})
+				k = len(res.Nodes) - 1
+			}
+			res.Nodes[k].Pods++
+			res.Nodes[k].Held = res.Nodes[k].Held.Add(part)
+			if part != (Resources{}) {
+				rs.held = append(rs.held, held{prewarm: prewarm, node: j, room: part})
+			}
+			res.Pods++
+		}
+		res.Missing = fr.pods - res.Pods
+		if res.Missing > 0 && explained < maxExplained {
+			explained++
+			res.TakenBySync = fut.fitsWith(req, synced)
+		}
+		out = append(out, res)
+		if res.Missing > 0 && fr.w.fire.Sub(now) <= lookahead {
+			forecasts = append(forecasts, forecast(f, &res, req))
+		}
+	}
+	slices.SortStableFunc(rs.held, func(a, b held) int { return a.prewarm.Compare(b.prewarm) })
+	return out, forecasts, rs
+}
+
+// deficit is the part of reserved room on a node that the releases do not
+// cover: the room async admissions must leave.
+func deficit(reserved, rel Resources) Resources {
+	d := reserved.Sub(rel)
+	return Resources{max(0, d.MilliCPU), max(0, d.Memory), max(0, d.Pods)}
+}
+
+func forecast(f *Function, r *Reservation, req Resources) Shortfall {
+	n := int64(r.Missing)
+	b := text(make([]byte, 0, 200)).s(f.Key()).s(" fires at ").s(r.Fire.UTC().Format(time.RFC3339)).s(": ").i(n).s(" of ").
+		i(int64(r.Pods + r.Missing)).s(" pod(s) will not fit at its prewarm (").s(r.Prewarm.UTC().Format(time.RFC3339)).
+		s("), counting the room free now, the idle functions a prewarm may evict and the running jobs that will have ended")
+	if r.TakenBySync {
+		b = b.s("; sync claims of this cycle took the room it would have had")
+	}
+	return Shortfall{Function: f.Name, Namespace: f.Namespace, Tier: f.Tier, Reason: ShortfallCronAtRisk,
+		Missing: Resources{req.MilliCPU * n, req.Memory * n, n}, Claimed: r.Pods + r.Missing, Deadline: r.Fire, Message: string(b)}
+}
+
+// admit subtracts from the room free now the reserved parts of every
+// reservation whose prewarm comes before until: an async admission whose
+// work ends then must leave them. Calls must not decrease until between
+// resets.
+func (rs *reserver) admit(until time.Time) {
+	for ; rs.next < len(rs.held) && rs.held[rs.next].prewarm.Before(until); rs.next++ {
+		h := &rs.held[rs.next]
+		rs.c.shrink(h.node, h.room)
+	}
+}
+
+// reset gives the subtracted room back.
+func (rs *reserver) reset() {
+	for i := range rs.next {
+		rs.c.grow(rs.held[i].node, rs.held[i].room)
+	}
+	rs.next = 0
+}
+
+// clone copies the node rooms and the quota for a what-if.
+func (c *capacity) clone() *capacity {
+	d := &capacity{
+		nodes:  slices.Clone(c.nodes),
+		byName: c.byName,
+		quota:  make(map[string]Resources, len(c.quota)),
+		noRoom: map[Resources]int{},
+	}
+	d.order = nodeHeap{c: d, idx: slices.Clone(c.order.idx)}
+	for k, v := range c.quota {
+		d.quota[k] = v
+	}
+	return d
+}
+
+// grow adds room to node j.
+func (c *capacity) grow(j int, r Resources) {
+	c.nodes[j].free = c.nodes[j].free.Add(r)
+	if c.nodes[j].pos >= 0 {
+		heap.Fix(&c.order, c.nodes[j].pos)
+	}
+	c.epoch++
+}
+
+// shrink takes room from node j.
+func (c *capacity) shrink(j int, r Resources) {
+	c.nodes[j].free = c.nodes[j].free.Sub(r)
+	if c.nodes[j].pos >= 0 {
+		heap.Fix(&c.order, c.nodes[j].pos)
+	}
+}
+
+// placeNode places one pod like place and says on which node.
+func (c *capacity) placeNode(req Resources, ns string) (int, bool) {
+	if c.place(req, ns) != notBlocked {
+		return -1, false
+	}
+	return c.last, true
+}
+
+// fitsWith reports whether a pod of req would fit on some node with the
+// extra room given per node.
+func (c *capacity) fitsWith(req Resources, extra []Resources) bool {
+	for _, j := range c.order.idx {
+		if c.nodes[j].free.Add(extra[j]).Fits(req) && extra[j] != (Resources{}) {
+			return true
+		}
+	}
+	return false
+}
+
+// sortReservations orders a plan's reservations by fire time, then function.
+func sortReservations(rs []Reservation) {
+	slices.SortFunc(rs, func(a, b Reservation) int {
+		if c := a.Fire.Compare(b.Fire); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Function, b.Function); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Namespace, b.Namespace)
+	})
+}

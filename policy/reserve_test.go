@@ -1,0 +1,201 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+)
+
+// runs sets the learned duration of one invocation.
+func runs(d time.Duration) fnOpt { return func(f *Function) { f.RunDuration = d } }
+
+// reservations renders a plan's reservations compactly:
+// "report 12:05 pods=1 n1:1 held=500m/256Mi", "report 12:05 pods=0 missing=1".
+func reservations(p *Plan) []string {
+	var out []string
+	for _, r := range p.Reservations {
+		s := fmt.Sprintf("%s %s pods=%d", r.Function, r.Fire.UTC().Format("15:04"), r.Pods)
+		if r.Missing > 0 {
+			s += fmt.Sprintf(" missing=%d", r.Missing)
+		}
+		for _, n := range r.Nodes {
+			s += fmt.Sprintf(" %s:%d held=%dm/%dMi", n.Node, n.Pods, n.Held.MilliCPU, n.Held.Memory/mi)
+		}
+		if r.TakenBySync {
+			s += " taken-by-sync"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestDecideReservations(t *testing.T) {
+	// busy is a sync function whose pods stay: it has work in flight.
+	busy := func(name string, replicas int32, node string) Function {
+		return fn(name, TierSync, replicas, inflight(float64(4*replicas)), on(node), lastScale(time.Hour))
+	}
+	cases := []struct {
+		name   string
+		snap   *Snapshot
+		want   []string
+		resv   []string
+		policy *Policy
+	}{
+		{name: "a cron fire inside the lookahead holds a reservation where it will fit",
+			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 0, schedule("5 12 * * *"))),
+			resv: []string{"report 12:05 pods=1 n1:1 held=500m/256Mi"}},
+		{name: "no reservation for a fire beyond the horizon",
+			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 0, schedule("30 12 * * *"))),
+		},
+		{name: "no reservation for a cron function that keeps its replica until the fire",
+			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 1, schedule("5 12 * * *"), lastRun(time.Hour), lastScale(time.Hour))),
+		},
+		{name: "an async activation is admitted only into unreserved room",
+			// 1500m free; report holds 500m from 12:03:45; the jobs run
+			// 10 minutes, past it: 2 of the 3 pods the queue asks for.
+			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 0, schedule("5 12 * * *")),
+				fn("jobs", TierAsync, 0, pending(25), runs(10*time.Minute))),
+			want: []string{
+				"async jobs 0->2 activate-async",
+				"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1",
+				"check activation jobs 2026-11-24T12:02:00Z",
+			},
+			resv: []string{"report 12:05 pods=1 n1:1 held=500m/256Mi"}},
+		{name: "an async function with queued work is still activated when one replica fits outside the reservations",
+			snap: cluster(1, 1500, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 0, schedule("5 12 * * *")),
+				fn("jobs", TierAsync, 0, pending(25), runs(10*time.Minute))),
+			want: []string{
+				"async jobs 0->1 activate-async",
+				"shortfall async jobs insufficient-capacity cpu=1000m mem=512Mi pods=2",
+				"check activation jobs 2026-11-24T12:02:00Z",
+			},
+			resv: []string{"report 12:05 pods=1 n1:1 held=500m/256Mi"}},
+		{name: "async work that ends before the prewarm may use the reserved room",
+			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 0, schedule("5 12 * * *")),
+				fn("jobs", TierAsync, 0, pending(25), runs(time.Minute))),
+			want: []string{"async jobs 0->3 activate-async", "check activation jobs 2026-11-24T12:02:00Z"},
+			resv: []string{"report 12:05 pods=1 n1:1 held=500m/256Mi"}},
+		{name: "admission looks as far ahead as the admitted work stays, beyond the lookahead",
+			// report fires at 12:25, beyond the 10m lookahead; the jobs
+			// run 30 minutes: its room is left.
+			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 0, schedule("25 12 * * *")),
+				fn("jobs", TierAsync, 0, pending(25), runs(30*time.Minute))),
+			want: []string{
+				"async jobs 0->2 activate-async",
+				"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1",
+				"check activation jobs 2026-11-24T12:02:00Z",
+			},
+			resv: []string{"report 12:25 pods=1 n1:1 held=500m/256Mi"}},
+		{name: "async scale-ups are admitted only into unreserved room too",
+			snap: cluster(1, 2500, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 0, schedule("5 12 * * *")),
+				fn("jobs", TierAsync, 1, pending(40), runs(10*time.Minute), lastRun(time.Second), on("n1"))),
+			want: []string{
+				"async jobs 1->3 scale-up-pending",
+				"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1",
+			},
+			resv: []string{"report 12:05 pods=1 n1:1 held=500m/256Mi"}},
+		{name: "sync claims outrank reservations, and the reservation they take is reported",
+			// api's 2 new pods take the last 1000m.
+			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("api", TierSync, 1, load(10, 20, 4), on("n1"), lastScale(time.Hour)),
+				fn("report", TierCron, 0, schedule("5 12 * * *"))),
+			want: []string{
+				"sync api 1->3 scale-up-rejections",
+				"shortfall cron report cron-at-risk cpu=500m mem=256Mi pods=1",
+			},
+			resv: []string{"report 12:05 pods=0 missing=1 taken-by-sync"}},
+		{name: "a fire that fits nowhere even after every permitted eviction is a forecast shortfall before it",
+			snap: cluster(1, 1000, 4*gib, busy("web", 2, "n1"),
+				fn("report", TierCron, 0, schedule("5 12 * * *"))),
+			want: []string{"shortfall cron report cron-at-risk cpu=500m mem=256Mi pods=1"},
+			resv: []string{"report 12:05 pods=0 missing=1"}},
+		{name: "a fire beyond the lookahead is not forecast",
+			snap: cluster(1, 1000, 4*gib, busy("web", 2, "n1"),
+				fn("report", TierCron, 0, schedule("25 12 * * *")),
+				fn("jobs", TierAsync, 0, pending(5), runs(30*time.Minute))),
+			want: []string{"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1"},
+			resv: []string{"report 12:25 pods=0 missing=1"}},
+		{name: "a fire that fits by evicting idle functions then is not at risk, and async claims leave that room",
+			// n1 is full: web and two idle workers. report can have a
+			// worker's room at its prewarm, so new jobs must leave 500m:
+			// both workers go for one job.
+			snap: cluster(1, 1500, 4*gib, busy("web", 1, "n1"),
+				fn("w1", TierAsync, 1, lastRun(2*time.Minute), lastScale(time.Hour), on("n1")),
+				fn("w2", TierAsync, 1, lastRun(3*time.Minute), lastScale(time.Hour), on("n1")),
+				fn("report", TierCron, 0, schedule("5 12 * * *")),
+				fn("jobs", TierAsync, 0, pending(5), runs(10*time.Minute))),
+			want: []string{
+				"async w2 1->0 evict-for-capacity for jobs.openfaas-fn",
+				"async w1 1->0 evict-for-capacity for jobs.openfaas-fn",
+				"async jobs 0->1 activate-async",
+				"check activation jobs 2026-11-24T12:02:00Z",
+			},
+			resv: []string{"report 12:05 pods=1 n1:1 held=500m/256Mi"}},
+		{name: "the room running cron jobs release by the prewarm counts",
+			// n1 is full with a cron job that runs 2 more minutes at most
+			// and fires again only tomorrow: its room is report's at 12:08.
+			snap: cluster(1, 1000, 4*gib, busy("web", 1, "n1"),
+				fn("etl", TierCron, 1, schedule("0 3 * * *"), inflight(1), lastRun(time.Second), lastScale(time.Hour), runs(2*time.Minute), on("n1")),
+				fn("report", TierCron, 0, schedule("8 12 * * *"))),
+			resv: []string{"report 12:08 pods=1 n1:1 held=0m/0Mi"}},
+		{name: "JIT: an idle cron function goes to zero when its next prewarm is more than interval + minResidency away, and holds a reservation",
+			// Fires at 12:08: prewarm at 12:06:45, 6m45s away > 5m15s.
+			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 1, schedule("8 12 * * *"), lastRun(time.Hour), lastScale(time.Hour), on("n1"))),
+			want: []string{"cron report 1->0 zero-idle"},
+			resv: []string{"report 12:08 pods=1 n1:1 held=500m/256Mi"}},
+		{name: "JIT: an idle cron function stays when its next prewarm is nearer",
+			// Fires at 12:06: prewarm at 12:04:45, 4m45s away.
+			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 1, schedule("6 12 * * *"), lastRun(time.Hour), lastScale(time.Hour), on("n1"))),
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.policy
+			if p == nil {
+				p = testPolicy()
+			}
+			plan := Decide(tc.snap, p, t0)
+			if diff := cmp.Diff(tc.want, summary(plan)); diff != "" {
+				t.Errorf("plan (-want +got):\n%s\ngot:\n%s", diff, join(summary(plan)))
+			}
+			if diff := cmp.Diff(tc.resv, reservations(plan)); diff != "" {
+				t.Errorf("reservations (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestForecastShortfallSaysWhatAndWhen(t *testing.T) {
+	s := cluster(1, 2000, 4*gib,
+		fn("web", TierSync, 1, inflight(4), on("n1"), lastScale(time.Hour)),
+		fn("api", TierSync, 1, load(10, 20, 4), on("n1"), lastScale(time.Hour)),
+		fn("report", TierCron, 0, schedule("5 12 * * *")))
+	plan := Decide(s, testPolicy(), t0)
+	var sf *Shortfall
+	for i := range plan.Shortfalls {
+		if plan.Shortfalls[i].Reason == ShortfallCronAtRisk {
+			sf = &plan.Shortfalls[i]
+		}
+	}
+	require.NotNil(t, sf, "%v", summary(plan))
+	require.Equal(t, time.Date(2026, 11, 24, 12, 5, 0, 0, time.UTC), sf.Deadline)
+	require.Equal(t, int32(1), sf.Claimed)
+	for _, w := range []string{"report.openfaas-fn fires at 2026-11-24T12:05:00Z", "1 of 1 pod(s) will not fit at its prewarm (2026-11-24T12:03:45Z)",
+		"sync claims of this cycle took the room"} {
+		require.True(t, strings.Contains(sf.Message, w), "%q lacks %q", sf.Message, w)
+	}
+}
