@@ -17,7 +17,7 @@ func synthetic(n int) (*Snapshot, *Policy) {
 	nodes := max(1, n/10)
 	s := &Snapshot{MetricsAvailable: true, Nodes: make([]Node, nodes), Functions: make([]Function, 0, n)}
 	for i := range s.Nodes {
-		s.Nodes[i] = Node{Name: fmt.Sprintf("node-%05d", i), Allocatable: Resources{16000, 64 * gib, 110}, Schedulable: true}
+		s.Nodes[i] = Node{Name: fmt.Sprintf("node-%05d", i), Allocatable: Resources{13000, 64 * gib, 110}, Schedulable: true}
 	}
 	// Schedules spread as in real clusters: frequent pollers, hourly jobs at
 	// every minute of the hour, jobs every few hours, daily jobs in office

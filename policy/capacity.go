@@ -235,9 +235,10 @@ type claim struct {
 	pods    int32 // pods that need a node
 	pending int32 // of which already exist, pending
 	class   claimClass
-	// until is when an async claim's work is expected to end: its pods
-	// must leave the reservations that start before then.
-	until time.Time
+	// until is when an async claim's work is expected to end (Unix
+	// nanoseconds; 0 for other claims): its pods must leave the
+	// reservations that start before then.
+	until int64
 }
 
 // tierClass is the class of a claim made only of pending pods.
@@ -300,7 +301,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 				cl.class = tierClass(f.Tier)
 			}
 			if cl.class >= classAsyncActivation {
-				cl.until = now.Add(asyncHorizon(f, p))
+				cl.until = now.Add(asyncHorizon(f, p)).UnixNano()
 			}
 			w.claimed = true
 			claims = append(claims, cl)
@@ -326,7 +327,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 		if a.class != b.class {
 			return cmp.Compare(a.class, b.class)
 		}
-		if c := a.until.Compare(b.until); c != 0 {
+		if c := cmp.Compare(a.until, b.until); c != 0 {
 			return c
 		}
 		return compareFunctions(a.w.f, b.w.f)
@@ -363,7 +364,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 		if cl.class >= classAsyncActivation && rs == nil {
 			horizon := p.Tiers.Cron.Lookahead.Duration
 			for _, a := range claims[k:] {
-				horizon = max(horizon, a.until.Sub(now))
+				horizon = max(horizon, time.Duration(a.until-now.UnixNano()))
 			}
 			reserveNow(horizon)
 		}
@@ -377,7 +378,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 			}
 		}
 		if rs != nil {
-			rs.admit(cl.until)
+			rs.admit(time.Unix(0, cl.until))
 		}
 		f := cl.w.f
 		req := podRequest(f)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	stdcmp "cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -314,7 +315,7 @@ func checkFits(s *Snapshot, p *Policy, plan *Plan, byKey map[string]*Function) [
 		f     *Function
 		pods  int32
 		class claimClass
-		until time.Time
+		until int64
 	}
 	var claims []claimed
 	for _, f := range byKey {
@@ -345,7 +346,7 @@ func checkFits(s *Snapshot, p *Policy, plan *Plan, byKey map[string]*Function) [
 		}
 		cl := claimed{f: f, pods: max(0, n), class: class}
 		if class >= classAsyncActivation {
-			cl.until = t0.Add(asyncHorizon(f, p))
+			cl.until = t0.Add(asyncHorizon(f, p)).UnixNano()
 		}
 		claims = append(claims, cl)
 	}
@@ -353,7 +354,7 @@ func checkFits(s *Snapshot, p *Policy, plan *Plan, byKey map[string]*Function) [
 		if a.class != b.class {
 			return int(a.class) - int(b.class)
 		}
-		if c := a.until.Compare(b.until); c != 0 {
+		if c := stdcmp.Compare(a.until, b.until); c != 0 {
 			return c
 		}
 		return compareFunctions(a.f, b.f)
@@ -410,7 +411,7 @@ func checkFits(s *Snapshot, p *Policy, plan *Plan, byKey map[string]*Function) [
 			restore()
 			lastClass = cl.class
 		}
-		for ; cl.class >= classAsyncActivation && next < len(holds) && holds[next].at.Before(cl.until); next++ {
+		for ; cl.class >= classAsyncActivation && next < len(holds) && holds[next].at.Before(time.Unix(0, cl.until)); next++ {
 			if r, ok := free[holds[next].node]; ok {
 				free[holds[next].node] = r.Sub(holds[next].room)
 			}
