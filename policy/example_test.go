@@ -44,3 +44,37 @@ func TestWorkedExample(t *testing.T) {
 		t.Errorf("worked example (-want +got):\n%s", diff)
 	}
 }
+
+// TestWorkedExampleReservations is the reservations example of
+// docs/policy.md: keep the two in step.
+func TestWorkedExampleReservations(t *testing.T) {
+	now := time.Date(2026, 11, 24, 1, 50, 0, 0, time.UTC)
+	longAgo := func(f *Function) { f.LastScale = now.Add(-24 * time.Hour) }
+	s := &Snapshot{MetricsAvailable: true, Nodes: []Node{
+		{Name: "node-a", Allocatable: Resources{4000, 16 * gib, 110}, Schedulable: true},
+	}}
+	s.Functions = []Function{
+		fn("api", TierSync, 1, inflight(2), on("node-a"), longAgo),
+		fn("nightly-etl", TierCron, 0, schedule("0 2 * * *"), requests(2000, 2*gib), longAgo),
+		fn("exports", TierAsync, 0, pending(30), requests(1000, gib), runs(20*time.Minute), longAgo),
+		fn("thumbnails", TierAsync, 0, pending(5), runs(time.Minute), longAgo),
+	}
+	s.Nodes[0].Requested = podRequest(&s.Functions[0])
+	plan := Decide(s, testPolicy(), now)
+	want := []string{
+		"async exports 0->1 activate-async",
+		"async thumbnails 0->1 activate-async",
+		"shortfall async exports insufficient-capacity cpu=2000m mem=2048Mi pods=2",
+		"check activation exports 2026-11-24T01:52:00Z",
+		"check activation thumbnails 2026-11-24T01:52:00Z",
+	}
+	if diff := cmp.Diff(want, summary(plan)); diff != "" {
+		t.Errorf("worked example (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"nightly-etl 02:00 pods=1 node-a:1 held=2000m/2048Mi"}, reservations(plan)); diff != "" {
+		t.Errorf("reservations (-want +got):\n%s", diff)
+	}
+	if got := plan.Reservations[0].Prewarm; !got.Equal(time.Date(2026, 11, 24, 1, 58, 45, 0, time.UTC)) {
+		t.Errorf("prewarm at %s", got)
+	}
+}
