@@ -310,7 +310,9 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 		if w.check != nil && w.desired > 0 {
 			plan.Checks = append(plan.Checks, *w.check)
 		}
-		if w.desired == 0 || !s.MetricsAvailable || rank[f.Tier] == 0 {
+		// OpenFaaS CE's provider puts a function at 0 back to 1: on CE
+		// nothing is evicted.
+		if w.desired == 0 || !s.MetricsAvailable || rank[f.Tier] == 0 || p.CE() {
 			continue
 		}
 		switch {

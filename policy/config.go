@@ -2,6 +2,8 @@ package policy
 
 import (
 	"time"
+
+	promconfig "github.com/prometheus/common/config"
 )
 
 // APIVersion and Kind identify a tierscaler policy file.
@@ -34,6 +36,11 @@ type Policy struct {
 	// Default: sync.
 	DefaultTier Tier `json:"defaultTier,omitempty"`
 
+	// OpenFaaS says which OpenFaaS edition manages the functions.
+	OpenFaaS OpenFaaSConfig `json:"openfaas"`
+	// Signals turns the usage signals (and their queries) on or off.
+	Signals Signals `json:"signals"`
+
 	Thresholds Thresholds   `json:"thresholds"`
 	Tiers      TierSettings `json:"tiers"`
 	Preemption Preemption   `json:"preemption"`
@@ -55,6 +62,42 @@ type PrometheusConfig struct {
 	// MaxStaleness is how old the newest gateway sample may be before the
 	// metrics count as unavailable and tierscaler fails static. Default: 2m.
 	MaxStaleness Duration `json:"maxStaleness,omitempty"`
+	// HTTPConfig is Prometheus' own HTTP client configuration (the
+	// http_config of its scrape and remote configs): bearer tokens and basic
+	// auth from files, TLS, custom headers (a tenant header), proxies.
+	// Secrets only from files. Default: none.
+	HTTPConfig *promconfig.HTTPClientConfig `json:"httpConfig,omitempty"`
+}
+
+// Editions of OpenFaaS.
+const (
+	// EditionPro is OpenFaaS Pro or Enterprise, or Deployments no CE
+	// provider manages: functions may go to zero and be evicted.
+	EditionPro = "pro"
+	// EditionCE is OpenFaaS Community Edition: its provider puts a function
+	// at 0 back to 1 and caps it at 5, so tierscaler never zeroes, never
+	// evicts and never scales above 5.
+	EditionCE = "ce"
+)
+
+// CEMaxReplicas is the most replicas the OpenFaaS CE provider allows.
+const CEMaxReplicas = 5
+
+// OpenFaaSConfig describes the OpenFaaS installation.
+type OpenFaaSConfig struct {
+	// Edition is "pro" (Pro, Enterprise, or no CE provider) or "ce".
+	// Default: pro.
+	Edition string `json:"edition,omitempty"`
+}
+
+// Signals turns the usage signals on or off.
+type Signals struct {
+	// CPU and Memory: scale on cadvisor's CPU and memory usage against the
+	// limits. Off, the query is not run and usage neither scales up nor
+	// holds replicas up (for a Prometheus without cadvisor, such as
+	// OpenFaaS CE's own). Default: true.
+	CPU    *bool `json:"cpu,omitempty"`
+	Memory *bool `json:"memory,omitempty"`
 }
 
 // AlertmanagerConfig says where shortfall alerts go.
@@ -65,6 +108,9 @@ type AlertmanagerConfig struct {
 	URLs []string `json:"urls,omitzero"`
 	// ResendInterval is how often a firing alert is re-posted. Default: 1m.
 	ResendInterval Duration `json:"resendInterval,omitempty"`
+	// HTTPConfig is the HTTP client configuration used for every
+	// Alertmanager, as for prometheus.httpConfig. Default: none.
+	HTTPConfig *promconfig.HTTPClientConfig `json:"httpConfig,omitempty"`
 }
 
 // Thresholds drive scale-up and scale-down.

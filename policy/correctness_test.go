@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -371,4 +372,96 @@ func TestValidateBounds(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+func TestDecideOpenFaaSCE(t *testing.T) {
+	ce := func(p *Policy) { p.OpenFaaS.Edition = EditionCE }
+	cases := []struct {
+		name string
+		snap *Snapshot
+		want []string
+	}{
+		{name: "an idle cron function is not zeroed on CE (its provider puts 0 back to 1)",
+			snap: big(fn("report", TierCron, 1, schedule("0 3 * * *"), lastRun(time.Hour), lastScale(time.Hour)))},
+		{name: "an idle async function is not zeroed on CE",
+			snap: big(fn("jobs", TierAsync, 1, lastRun(time.Hour), lastScale(time.Hour)))},
+		{name: "scale-up stops at CE's 5 replicas",
+			snap: big(fn("api", TierSync, 2, load(10, 40, 16))),
+			want: []string{"sync api 2->5 scale-up-rejections"}},
+		{name: "a function above 5 comes down to 5 on CE",
+			snap: big(fn("api", TierSync, 7, inflight(20), lastScale(time.Minute))),
+			want: []string{"sync api 7->5 scale-down-max"}},
+		{name: "nothing is evicted on CE",
+			snap: cluster(1, 1000, 4*gib,
+				fn("jobs", TierAsync, 1, lastRun(2*time.Minute), lastScale(time.Hour), on("n1")),
+				fn("web", TierSync, 1, inflight(4), on("n1")),
+				fn("api", TierSync, 0)),
+			want: []string{"shortfall sync api insufficient-capacity cpu=500m mem=256Mi pods=1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := summary(Decide(tc.snap, testPolicy(ce), t0))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDecideUsageSignalsOff(t *testing.T) {
+	off := func(p *Policy) { f := false; p.Signals.CPU, p.Signals.Memory = &f, &f }
+	// Loaded and hot: with the signals on it scales up on CPU.
+	hot := big(fn("api", TierSync, 2, load(0, 5, 1), cpuUse(0.9), lastScale(time.Minute)))
+	require.Equal(t, []string{"sync api 2->3 scale-up-cpu"}, summary(Decide(hot, testPolicy(), t0)))
+	require.Empty(t, summary(Decide(hot, testPolicy(off), t0)))
+	// Without cadvisor every pod's usage is unknown: that blocks scale-down
+	// unless the signals are off.
+	idle := big(fn("api", TierSync, 4, inflight(1), lastScale(time.Hour), func(f *Function) {
+		for i := range f.Pods {
+			f.Pods[i].CPU, f.Pods[i].Memory = Unknown, Unknown
+		}
+	}))
+	require.Empty(t, summary(Decide(idle, testPolicy(), t0)))
+	require.Equal(t, []string{"sync api 4->1 scale-down-idle"}, summary(Decide(idle, testPolicy(off), t0)))
+}
+
+func TestParseHTTPConfigs(t *testing.T) {
+	t.Run("Prometheus' http_config, strictly", func(t *testing.T) {
+		p, err := Parse([]byte(header + `prometheus:
+  httpConfig:
+    basic_auth: {username: tierscaler, password_file: /etc/tierscaler/password}
+    tls_config: {ca_file: /etc/tierscaler/ca.crt, server_name: prometheus.monitoring}
+    http_headers: {X-Scope-OrgID: {values: [team-a]}}
+alertmanager:
+  httpConfig:
+    authorization: {credentials_file: /etc/tierscaler/am-token}
+`))
+		require.NoError(t, err)
+		require.Equal(t, "/etc/tierscaler/password", p.Prometheus.HTTPConfig.BasicAuth.PasswordFile)
+		require.Equal(t, "prometheus.monitoring", p.Prometheus.HTTPConfig.TLSConfig.ServerName)
+		require.Equal(t, []string{"team-a"}, p.Prometheus.HTTPConfig.HTTPHeaders.Headers["X-Scope-OrgID"].Values)
+		require.Equal(t, "Bearer", p.Alertmanager.HTTPConfig.Authorization.Type)
+		require.True(t, p.Prometheus.HTTPConfig.FollowRedirects, "Prometheus' defaults apply")
+	})
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown field", "prometheus:\n  httpConfig:\n    basic_auht: {}\n", "prometheus.httpConfig: line 1: field basic_auht not found"},
+		{"inline password", "prometheus:\n  httpConfig:\n    basic_auth: {username: u, password: hunter2}\n", "prometheus.httpConfig.basic_auth.password: the policy file never holds secrets: write it to a file and set password_file"},
+		{"inline bearer token", "alertmanager:\n  httpConfig:\n    authorization: {credentials: abc}\n", "alertmanager.httpConfig.authorization.credentials: the policy file never holds secrets"},
+		{"inline TLS key", "prometheus:\n  httpConfig:\n    tls_config: {cert_file: c.crt, key: xyz}\n", "prometheus.httpConfig.tls_config.key: the policy file never holds secrets"},
+		{"two credentials", "prometheus:\n  httpConfig:\n    basic_auth: {username: u, password_file: p}\n    authorization: {credentials_file: t}\n", "prometheus.httpConfig: at most one of basic_auth, oauth2 & authorization must be configured"},
+		{"unknown edition", "openfaas:\n  edition: enterprise\n", `openfaas.edition: must be "pro"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(header + tc.yaml))
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+	t.Run("relative files are relative to the policy file", func(t *testing.T) {
+		dir := t.TempDir()
+		path := dir + "/policy.yaml"
+		require.NoError(t, os.WriteFile(path, []byte(header+"prometheus:\n  httpConfig:\n    basic_auth: {username: u, password_file: secrets/password}\n"), 0o600))
+		p, err := Load(path)
+		require.NoError(t, err)
+		require.Equal(t, dir+"/secrets/password", p.Prometheus.HTTPConfig.BasicAuth.PasswordFile)
+	})
 }

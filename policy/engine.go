@@ -101,6 +101,16 @@ func bounds(f *Function) (lo, hi int32) {
 	return lo, max(lo, hi)
 }
 
+// bounds is bounds(f) under the policy: OpenFaaS CE's provider caps a
+// function at 5 replicas.
+func (r *rules) bounds(f *Function) (lo, hi int32) {
+	lo, hi = bounds(f)
+	if r.p.CE() {
+		hi = max(lo, min(hi, CEMaxReplicas))
+	}
+	return lo, hi
+}
+
 func (r *rules) decide(f *Function) want {
 	w := want{f: f, desired: f.Replicas, class: classNone}
 	if f.Hold || !f.Tier.Valid() {
@@ -152,7 +162,7 @@ func loaded(f *Function) bool {
 // replicas the queued work needs (0 for none). Explanations are formatted
 // only for the signal that wins.
 func (r *rules) grow(f *Function, w *want, class claimClass, byPending int32) bool {
-	lo, hi := bounds(f)
+	lo, hi := r.bounds(f)
 	best, reason := f.Replicas, Reason("")
 	offer := func(n int32, why Reason) {
 		if n > best {
@@ -335,6 +345,14 @@ func limitOf(f *Function, res UsageResource) float64 {
 	return float64(f.Limits.Memory)
 }
 
+// signal reports whether a usage signal is on in the policy.
+func (r *rules) signal(res UsageResource) bool {
+	if res == UsageCPU {
+		return r.p.CPUSignal()
+	}
+	return r.p.MemorySignal()
+}
+
 func (r *rules) threshold(res UsageResource) float64 {
 	if res == UsageCPU {
 		return r.p.Thresholds.CPU
@@ -410,6 +428,9 @@ func (r *rules) usageState(f *Function, res UsageResource) usageState {
 // step, nil when usage asks for nothing: below the threshold, or after a
 // step whose replicas are not observed yet or whose usage did not fall.
 func (r *rules) usageNeed(f *Function, res UsageResource) (int32, *UsageStep) {
+	if !r.signal(res) {
+		return 0, nil
+	}
 	thr := r.threshold(res)
 	usage, limit, n, ok := meanUsage(f, res)
 	if !ok || usage <= thr*limit {
@@ -468,7 +489,7 @@ func (r *rules) demandNeed(f *Function) (need int32, by string, ok bool) {
 	}
 	for _, res := range []UsageResource{UsageCPU, UsageMemory} {
 		limit, thr := limitOf(f, res), r.threshold(res)
-		if limit <= 0 || r.usageState(f, res) == usageUnresponsive {
+		if limit <= 0 || !r.signal(res) || r.usageState(f, res) == usageUnresponsive {
 			continue
 		}
 		sum := 0.0
@@ -491,7 +512,7 @@ func (r *rules) demandNeed(f *Function) (need int32, by string, ok bool) {
 // max(1, min), and only when the stabilisation window since its last scale
 // change has passed.
 func (r *rules) scaleDown(f *Function, w *want, window time.Duration) {
-	lo, hi := bounds(f)
+	lo, hi := r.bounds(f)
 	if !r.metrics || f.Replicas <= lo {
 		return
 	}
@@ -570,7 +591,7 @@ func (r *rules) cron(f *Function, w *want) {
 		return
 	}
 	c := r.p.Tiers.Cron
-	lo, _ := bounds(f)
+	lo, _ := r.bounds(f)
 	next := r.nextFire(f)
 	if next.IsZero() {
 		// A schedule that never fires is invalid metadata (ParseMeta
@@ -599,7 +620,7 @@ func (r *rules) cron(f *Function, w *want) {
 	if f.Replicas < lo && (prewarm || running) {
 		byPending := int32(0)
 		if f.Pending.Known && f.Pending.Value > 0 {
-			_, hi := bounds(f)
+			_, hi := r.bounds(f)
 			byPending = min(hi, ceilReplicas(f.Pending.Value/float64(r.p.Tiers.Async.PendingPerReplica)))
 		}
 		why := "has work in flight or queued"
@@ -624,7 +645,7 @@ func (r *rules) cron(f *Function, w *want) {
 	// A fire within the grace period protects too, even before its run is
 	// seen (asked last: it costs a schedule evaluation).
 	busy := running || inGrace || !known || r.firedWithin(f, c.GracePeriod.Duration)
-	if !busy && jit && r.p.ZeroCronWhenIdle() && r.resident(f) {
+	if !busy && jit && r.p.ZeroCronWhenIdle() && !r.p.CE() && r.resident(f) {
 		// Many functions go idle at once: no Sprintf on this path.
 		w.set(0, ReasonZeroIdle, classNone, "idle: next fire "+r.nextText(f)+" is beyond the "+r.lookaheadText+
 			" lookahead, nothing in flight, last run "+lastRunText(f.LastRun))
@@ -653,7 +674,7 @@ func (r *rules) cron(f *Function, w *want) {
 
 func (r *rules) async(f *Function, w *want) {
 	a := r.p.Tiers.Async
-	lo, hi := bounds(f)
+	lo, hi := r.bounds(f)
 	pending := f.Pending.Known && f.Pending.Value > 0
 	inflight := f.Inflight.Known && f.Inflight.Value > 0
 	// An activation request keeps a function active for idleAfter: for as
@@ -692,7 +713,7 @@ func (r *rules) async(f *Function, w *want) {
 	last := latest(f.LastRun, f.ActivationRequested)
 	quiet := (last.IsZero() || r.now.Sub(last) >= a.IdleAfter.Duration) &&
 		(f.LastScale.IsZero() || r.now.Sub(f.LastScale) >= a.IdleAfter.Duration)
-	if idleWork && quiet && r.resident(f) {
+	if idleWork && quiet && !r.p.CE() && r.resident(f) {
 		w.set(0, ReasonZeroIdle, classNone, fmt.Sprintf("idle for %s: nothing in flight or pending, last run %s", a.IdleAfter.Duration, lastRunText(f.LastRun)))
 		return
 	}

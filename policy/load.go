@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	// without /usr/share/zoneinfo.
 	_ "time/tzdata"
 
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/prometheus/promql/parser"
 	"sigs.k8s.io/yaml"
 )
@@ -50,6 +52,7 @@ const (
 	DefaultPendingPerReplica    = int32(10)
 	DefaultMaxEvictionsPerCycle = 5
 	DefaultMinResidency         = 5 * time.Minute
+	DefaultEdition              = EditionPro
 )
 
 // DefaultPreemptionOrder is the default preemption.order: cron functions are
@@ -102,8 +105,11 @@ const (
 	// with no completion seen (a reset while a run goes on).
 	DefaultInflightQuery = `max_over_time((sum by (function_name) (gateway_function_invocation_started) - (sum by (function_name) (gateway_function_invocation_total) or 0 * sum by (function_name) (gateway_function_invocation_started)))[1m:5s]) or (0 * max by (function_name) (gateway_service_count))`
 	// DefaultPendingQuery: queued asynchronous messages (OpenFaaS Pro's
-	// JetStream queue-worker; CE has no per-function queue depth).
-	DefaultPendingQuery = `sum by (function_name) (queue_worker_pending_messages)`
+	// JetStream queue-worker; CE has no per-function queue depth). Every
+	// queue-worker replica appears to report the depth of the whole queue
+	// (OpenFaaS Pro's own rule averages them), so the replicas are not
+	// summed: max keeps the depth whichever way they report it.
+	DefaultPendingQuery = `max by (function_name) (queue_worker_pending_messages)`
 	// DefaultCPUQuery: CPU cores used per pod (cadvisor).
 	DefaultCPUQuery = `sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[1m]))`
 	// DefaultMemoryQuery: working-set bytes per pod (cadvisor).
@@ -121,6 +127,11 @@ func Load(path string) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy file %s: %w", path, err)
 	}
+	// Files the HTTP client configurations name are relative to the
+	// policy file, as in Prometheus' own configuration.
+	dir := filepath.Dir(path)
+	p.Prometheus.HTTPConfig.SetDirectory(dir)
+	p.Alertmanager.HTTPConfig.SetDirectory(dir)
 	return p, nil
 }
 
@@ -162,6 +173,10 @@ func Parse(data []byte) (*Policy, error) {
 		if err := yaml.UnmarshalStrict(data, &strict); err != nil {
 			return nil, Errors{{Field: "", Message: err.Error()}}
 		}
+		// The HTTP client configurations keep the walk's decoding, by
+		// Prometheus' own YAML loader: prometheus/common's JSON decoding
+		// of http_headers loses them.
+		strict.Prometheus.HTTPConfig, strict.Alertmanager.HTTPConfig = p.Prometheus.HTTPConfig, p.Alertmanager.HTTPConfig
 		p = strict
 	}
 	errs := append(d.errs, p.validate(d.zero)...)
@@ -274,6 +289,15 @@ func (p *Policy) SetDefaults() {
 		p.Alertmanager.URLs = []string{DefaultAlertmanagerURL}
 	}
 	setDuration(&p.Alertmanager.ResendInterval, DefaultResendInterval)
+	if p.OpenFaaS.Edition == "" {
+		p.OpenFaaS.Edition = DefaultEdition
+	}
+	for _, b := range []**bool{&p.Signals.CPU, &p.Signals.Memory} {
+		if *b == nil {
+			v := true
+			*b = &v
+		}
+	}
 
 	setFloat(&p.Thresholds.CPU, DefaultCPUThreshold)
 	setFloat(&p.Thresholds.Memory, DefaultMemoryThreshold)
@@ -366,6 +390,13 @@ func (p *Policy) Location() *time.Location {
 	}
 	return time.UTC
 }
+
+// CE reports whether the functions are managed by OpenFaaS CE's provider.
+func (p *Policy) CE() bool { return p.OpenFaaS.Edition == EditionCE }
+
+// CPUSignal and MemorySignal report whether the usage signals are on.
+func (p *Policy) CPUSignal() bool    { return p.Signals.CPU == nil || *p.Signals.CPU }
+func (p *Policy) MemorySignal() bool { return p.Signals.Memory == nil || *p.Signals.Memory }
 
 // RejectionRate is thresholds.rejectionRate, its default when unset.
 func (p *Policy) RejectionRate() float64 {
@@ -494,6 +525,48 @@ func (v *validator) fraction(field string, f float64) {
 	}
 }
 
+// httpConfig checks an HTTP client configuration: it must not hold a secret
+// (the policy file is a ConfigMap, printed by validate): passwords, tokens
+// and keys come from files.
+func (v *validator) httpConfig(field string, c *promconfig.HTTPClientConfig) {
+	if c == nil {
+		return
+	}
+	inline := func(path string, set bool, file string) {
+		if set {
+			v.fail(field+"."+path, "the policy file never holds secrets: write it to a file and set %s", file)
+		}
+	}
+	ref := func(path string, set bool) {
+		if set {
+			v.fail(field+"."+path, "secret references need a secret manager, which tierscaler has not: use the _file field")
+		}
+	}
+	if b := c.BasicAuth; b != nil {
+		inline("basic_auth.password", b.Password != "", "password_file")
+		ref("basic_auth.password_ref", b.PasswordRef != "")
+		ref("basic_auth.username_ref", b.UsernameRef != "")
+	}
+	if a := c.Authorization; a != nil {
+		inline("authorization.credentials", a.Credentials != "", "credentials_file")
+		ref("authorization.credentials_ref", a.CredentialsRef != "")
+	}
+	inline("bearer_token", c.BearerToken != "", "bearer_token_file (or authorization.credentials_file)")
+	if o := c.OAuth2; o != nil {
+		inline("oauth2.client_secret", o.ClientSecret != "", "client_secret_file")
+		inline("oauth2.client_certificate_key", o.ClientCertificateKey != "", "client_certificate_key_file")
+		ref("oauth2.client_secret_ref", o.ClientSecretRef != "")
+	}
+	inline("tls_config.key", c.TLSConfig.Key != "", "key_file")
+	ref("tls_config.key_ref", c.TLSConfig.KeyRef != "")
+	if h := c.HTTPHeaders; h != nil {
+		for name, hd := range h.Headers {
+			inline("http_headers."+name+".secrets", len(hd.Secrets) > 0, "files")
+		}
+	}
+	inline("proxy_connect_header", len(c.ProxyConnectHeader) > 0, "no inline header (not supported)")
+}
+
 func (v *validator) notBlank(field, s string) bool {
 	if v.set(field, s == "") && strings.TrimSpace(s) == "" {
 		v.fail(field, "must not be blank")
@@ -581,6 +654,13 @@ func (p *Policy) validate(zero map[string]bool) Errors {
 		seen[u] = true
 	}
 	v.durationIn("alertmanager.resendInterval", p.Alertmanager.ResendInterval, MinResendInterval, MaxResendInterval, MinResendInterval.String())
+	v.httpConfig("prometheus.httpConfig", p.Prometheus.HTTPConfig)
+	v.httpConfig("alertmanager.httpConfig", p.Alertmanager.HTTPConfig)
+	switch p.OpenFaaS.Edition {
+	case "", EditionPro, EditionCE:
+	default:
+		v.fail("openfaas.edition", "must be %q (Pro, Enterprise, or Deployments no CE provider manages) or %q (Community Edition), got %q", EditionPro, EditionCE, p.OpenFaaS.Edition)
+	}
 
 	if p.Namespaces != nil && len(p.Namespaces) == 0 {
 		v.fail("namespaces", "must list at least one namespace (omit it for [%s])", DefaultNamespace)
@@ -884,7 +964,22 @@ func (d *decoder) object(path string, raw json.RawMessage, v reflect.Value) {
 }
 
 // leaf decodes one scalar or list field.
+var httpConfigType = reflect.TypeFor[*promconfig.HTTPClientConfig]()
+
 func (d *decoder) leaf(field string, raw json.RawMessage, v reflect.Value) {
+	if v.Type() == httpConfigType && !isNull(raw) {
+		// Prometheus' own strict loader: unknown fields are errors, and
+		// its defaults and checks apply (JSON is YAML).
+		cfg, err := promconfig.LoadHTTPConfig(string(raw))
+		if err != nil {
+			msg := strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), "unmarshal errors:\n  ", "")
+			msg = strings.ReplaceAll(msg, "in type config.plain", "in an HTTP client configuration")
+			d.fail(field, "%s", msg)
+			return
+		}
+		v.Set(reflect.ValueOf(cfg))
+		return
+	}
 	if err := json.Unmarshal(raw, v.Addr().Interface()); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {

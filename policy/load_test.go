@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	promconfig "github.com/prometheus/common/config"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,7 @@ const header = "apiVersion: tierscaler.io/v1alpha1\nkind: Policy\n"
 
 // ignoreLocation compares policies without their loaded *time.Location
 // (compared by name where it matters).
-var ignoreLocation = cmpopts.IgnoreUnexported(Policy{})
+var ignoreLocation = cmp.Options{cmpopts.IgnoreUnexported(Policy{}), cmpopts.IgnoreUnexported(promconfig.ProxyConfig{})}
 
 func ptr[T any](v T) *T { return &v }
 
@@ -45,6 +46,8 @@ func wantDefault() *Policy {
 		Interval:    dur(15 * time.Second),
 		TimeZone:    "UTC",
 		DefaultTier: TierSync,
+		OpenFaaS:    OpenFaaSConfig{Edition: "pro"},
+		Signals:     Signals{CPU: ptr(true), Memory: ptr(true)},
 		Thresholds: Thresholds{
 			CPU:               0.8,
 			Memory:            0.8,
@@ -77,7 +80,7 @@ func wantDefault() *Policy {
 			Invocations: `sum by (function_name) (rate(gateway_function_invocation_total[1m]))`,
 			Duration:    DefaultDurationQuery,
 			Inflight:    `max_over_time((sum by (function_name) (gateway_function_invocation_started) - (sum by (function_name) (gateway_function_invocation_total) or 0 * sum by (function_name) (gateway_function_invocation_started)))[1m:5s]) or (0 * max by (function_name) (gateway_service_count))`,
-			Pending:     `sum by (function_name) (queue_worker_pending_messages)`,
+			Pending:     `max by (function_name) (queue_worker_pending_messages)`,
 			CPU:         `sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[1m]))`,
 			Memory:      `sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD"})`,
 		},
@@ -584,6 +587,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(header + "thresholds:\n  rejectionRate: 0\npreemption:\n  order: []\n  maxEvictionsPerCycle: 0\n"))
 	f.Add([]byte(header + "alertmanager:\n  urls: []\ntiers:\n  cron:\n    zeroWhenIdle: false\n"))
+	f.Add([]byte(header + "prometheus:\n  httpConfig:\n    basic_auth: {username: u, password_file: p}\n    http_headers: {X-Scope-OrgID: {values: [a]}}\nopenfaas:\n  edition: ce\nsignals:\n  cpu: false\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse(data)
 		if err != nil {
