@@ -15,9 +15,16 @@ const (
 	ns  = "openfaas-fn"
 )
 
-// testPolicy is the default policy, with changes.
+// testPolicy is the default policy with the windows the engine tests were
+// written for pinned (a 2m grace period, 5m idleAfter and minimum residency,
+// a 30s margin), so that they test the rules, not the defaults (which
+// TestDefaults checks), with changes.
 func testPolicy(changes ...func(*Policy)) *Policy {
 	p := Default()
+	p.Tiers.Cron.GracePeriod.Duration = 2 * time.Minute
+	p.Tiers.Cron.Margin.Duration = 30 * time.Second
+	p.Tiers.Async.IdleAfter.Duration = 5 * time.Minute
+	p.Preemption.MinResidency.Duration = 5 * time.Minute
 	for _, c := range changes {
 		c(p)
 	}

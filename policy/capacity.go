@@ -174,6 +174,53 @@ func (c *capacity) placeN(req Resources, ns string, n int32) (int32, blocked) {
 	return n, notBlocked
 }
 
+// keepForFire returns the cron functions this plan takes to zero whose
+// reservation for their next fire inside the lookahead does not fit, and
+// cancels their decrease in their want.
+func keepForFire(p *Policy, now time.Time, wants []want, rs []Reservation) []*want {
+	short := map[string]bool{}
+	for _, r := range rs {
+		if r.Missing > 0 && r.Fire.Sub(now) <= p.Tiers.Cron.Lookahead.Duration {
+			short[r.Key()] = true
+		}
+	}
+	if len(short) == 0 {
+		return nil
+	}
+	var keep []*want
+	for i := range wants {
+		w := &wants[i]
+		if w.act >= 0 && w.f.Tier == TierCron && short[w.f.Key()] && w.reason == ReasonZeroIdle {
+			w.set(w.f.Replicas, "", classNone, "")
+			keep = append(keep, w)
+		}
+	}
+	return keep
+}
+
+// occupy undoes the release of a decrease of f to the given replicas: its
+// bound pods take their room again (all of it when it was going to zero)
+// and its quota the pods it was giving back.
+func (c *capacity) occupy(f *Function, to int32) {
+	req := podRequest(f)
+	if to == 0 {
+		for i := range f.Pods {
+			if j, ok := c.byName[f.Pods[i].Node]; ok {
+				c.shrink(j, req)
+			}
+		}
+		n := int64(len(f.Pods)) + int64(f.PendingPods)
+		if q, ok := c.quota[f.Namespace]; ok {
+			c.quota[f.Namespace] = q.Sub(Resources{req.MilliCPU * n, req.Memory * n, req.Pods * n})
+		}
+		return
+	}
+	n := int64(f.Replicas - to)
+	if q, ok := c.quota[f.Namespace]; ok {
+		c.quota[f.Namespace] = q.Sub(Resources{req.MilliCPU * n, req.Memory * n, req.Pods * n})
+	}
+}
+
 // fitCount is how many pods of req fit in room (req.Pods is 1).
 func fitCount(room, req Resources) int64 {
 	n := room.Pods / max(1, req.Pods)
@@ -283,8 +330,10 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 		w := &wants[i]
 		f := w.f
 		act := -1
+		w.act = -1
 		if w.desired < f.Replicas {
 			act = len(plan.Actions)
+			w.act = act
 			plan.Actions = append(plan.Actions, action(w, w.desired, w.reason, "", w.why))
 			if w.desired == 0 {
 				c.release(f)
@@ -360,15 +409,45 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 	reserveNow := func(horizon time.Duration) {
 		var forecasts []Shortfall
 		plan.Reservations, forecasts, rs = reserve(c, p, now, wants, cands, synced, horizon)
+		// A cron function going to zero just in time whose next fire would
+		// not fit then keeps its replicas: zeroing would give its room
+		// away.
+		if keep := keepForFire(p, now, wants, plan.Reservations); len(keep) > 0 {
+			for _, w := range keep {
+				dropped = append(dropped, w.act)
+				c.occupy(w.f, plan.Actions[w.act].To)
+			}
+			plan.Reservations, forecasts, rs = reserve(c, p, now, wants, cands, synced, horizon)
+		}
 		plan.Shortfalls = append(plan.Shortfalls, forecasts...)
+		if !rs.blockFrom.IsZero() && rs.blockFrom.Sub(now) <= p.Tiers.Cron.Lookahead.Duration && s.MetricsAvailable {
+			reclaim(p, now, wants, cands, c, plan, rs.blockFrom)
+		}
 	}
-	for k, cl := range claims {
+	// cronShort: a cron claim of this plan (a prewarm) does not fit: no
+	// async work is admitted in this plan, it would take the room the
+	// prewarm is waiting for.
+	cronShort := false
+	for k := 0; k < len(claims); k++ {
+		cl := claims[k]
 		if cl.class >= classAsyncActivation && rs == nil {
 			horizon := p.Tiers.Cron.Lookahead.Duration
 			for _, a := range claims[k:] {
 				horizon = max(horizon, time.Duration(a.until-now.UnixNano()))
 			}
 			reserveNow(horizon)
+			// A reservation the async claims would take is held with real
+			// pods: the cron function is prewarmed early.
+			early, keep := prewarmEarly(p, now, c, wants, plan, rs, claims[k:])
+			for _, w := range keep {
+				// Its decrease goes (prewarmEarly took its room again).
+				dropped = append(dropped, w.act)
+			}
+			if len(early) > 0 {
+				// Serve the early prewarms first, from this iteration on.
+				claims = slices.Insert(claims, k, early...)
+				cl = claims[k]
+			}
 		}
 		if cl.class != class {
 			if rs != nil {
@@ -379,14 +458,20 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 				c.track = nil
 			}
 		}
-		if rs != nil {
-			rs.admit(time.Unix(0, cl.until))
-		}
 		f := cl.w.f
 		req := podRequest(f)
-		placed, why := c.placeN(req, f.Namespace, cl.pods)
 		out := outcome{metrics: s.MetricsAvailable, held: cl.w.held}
-		if placed < cl.pods && s.MetricsAvailable && !cl.w.held {
+		var placed int32
+		why := blockedByNodes
+		if rs != nil && cl.class >= classAsyncActivation {
+			until := time.Unix(0, cl.until)
+			rs.admit(until)
+			out.cronFirst = cronShort || rs.blocks(until)
+		}
+		if !out.cronFirst {
+			placed, why = c.placeN(req, f.Namespace, cl.pods)
+		}
+		if placed < cl.pods && s.MetricsAvailable && !cl.w.held && !out.cronFirst {
 			var set []*victim
 			set, out.overBudget = e.choose(req, f.Namespace, int64(cl.pods-placed), why, budget)
 			if len(set) > 0 {
@@ -422,9 +507,12 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 		if cl.w.check != nil && f.Replicas+grow > 0 {
 			plan.Checks = append(plan.Checks, *cl.w.check)
 		}
+		if placed < cl.pods && cl.class == classCron && cl.w.check != nil && s.MetricsAvailable {
+			cronShort = true
+		}
 		if placed < cl.pods {
 			missing := cl.pods - placed
-			if why == blockedByNodes && !out.overBudget && out.metrics && !out.held && explained < maxExplained {
+			if why == blockedByNodes && !out.overBudget && out.metrics && !out.held && !out.cronFirst && explained < maxExplained {
 				explained++
 				out.guards = e.guards(req, f.Namespace, int64(missing), guarded)
 			}
@@ -475,13 +563,60 @@ func sortChecks(checks []ReadinessCheck) {
 	copy(checks, sorted)
 }
 
+// reclaim returns idle async functions to their floor, ahead of their
+// scale-down window, when a cron fire inside the lookahead does not fit: an
+// idle replica holds room the fire needs and no work is lost by removing it
+// (nothing in flight, nothing queued, both known). The room comes back when
+// the pods go; the reservation has it from the next cycle. Such a function
+// is not evicted in the same plan.
+func reclaim(p *Policy, now time.Time, wants []want, cands []*victim, c *capacity, plan *Plan, prewarm time.Time) {
+	reclaimed := map[*want]bool{}
+	for i := range wants {
+		w := &wants[i]
+		f := w.f
+		if f.Tier != TierAsync || w.held || w.claimed || w.evicted || w.desired != f.Replicas {
+			continue
+		}
+		if !f.Inflight.Known || f.Inflight.Value > 0 || !f.Pending.Known || f.Pending.Value > 0 {
+			continue
+		}
+		// Zero once resident, as an eviction would; before, back to the
+		// floor (a scale-down, which residency does not bound).
+		to, _ := bounds(f)
+		if f.LastScale.IsZero() || now.Sub(f.LastScale) >= p.Preemption.MinResidency.Duration {
+			to = 0
+		}
+		if f.Replicas <= to {
+			continue
+		}
+		plan.Actions = append(plan.Actions, action(w, to, ReasonReclaimForCron, "",
+			"idle (nothing in flight or queued): to "+strconv.Itoa(int(to))+" before its idle and scale-down windows end, for a cron fire whose prewarm at "+
+				prewarm.UTC().Format(time.RFC3339)+" does not fit yet"))
+		if to == 0 {
+			c.release(f)
+		} else {
+			c.releaseQuota(f.Namespace, podRequest(f), int64(f.Replicas-to))
+		}
+		w.desired = to
+		reclaimed[w] = true
+	}
+	for _, v := range cands {
+		if reclaimed[v.w] {
+			v.evicted = true // keeps its floor: no second action
+		}
+	}
+}
+
 // outcome is what the eviction search said of a claim, for its shortfall.
 type outcome struct {
 	metrics, held bool
 	// overBudget: evictions would have made more room than the budget
 	// allowed.
 	overBudget bool
-	evicted    int
+	// cronFirst: an async claim held back for a reservation that does not
+	// fit yet.
+	cronFirst bool
+	evicted   int
 	// guards are the guarded functions whose room would have helped.
 	guards []*victim
 }
@@ -746,6 +881,8 @@ func shortfall(cl claim, req Resources, missing int32, why blocked, budget int, 
 		sf.Reason = ShortfallCapacity
 		b = b.s(": no node has room")
 		switch {
+		case out.cronFirst:
+			b = b.s(" outside the room cron fires need: a reservation that does not fit yet waits for the room async replicas give back")
 		case !out.metrics:
 			b = b.s(" and nothing is evicted while metrics are unavailable")
 		case out.held:

@@ -48,6 +48,8 @@ type want struct {
 	// claimed: the function has a claim in the plan; evicted: it is
 	// evicted in the plan.
 	claimed, evicted bool
+	// act is the index of its decrease action in the plan, -1 if none.
+	act int
 }
 
 // Decide is the engine: the snapshot and the policy go in, the plan comes

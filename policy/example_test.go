@@ -60,21 +60,31 @@ func TestWorkedExampleReservations(t *testing.T) {
 		fn("thumbnails", TierAsync, 0, pending(5), runs(time.Minute), longAgo),
 	}
 	s.Nodes[0].Requested = podRequest(&s.Functions[0])
-	plan := Decide(s, testPolicy(), now)
+	plan := Decide(s, Default(), now)
 	want := []string{
 		"async exports 0->1 activate-async",
+		"cron nightly-etl 0->1 prewarm-cron",
 		"async thumbnails 0->1 activate-async",
 		"shortfall async exports insufficient-capacity cpu=2000m mem=2048Mi pods=2",
 		"check activation exports 2026-11-24T01:52:00Z",
+		"check prewarm nightly-etl 2026-11-24T02:00:00Z",
 		"check activation thumbnails 2026-11-24T01:52:00Z",
 	}
 	if diff := cmp.Diff(want, summary(plan)); diff != "" {
 		t.Errorf("worked example (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"nightly-etl 02:00 pods=1 node-a:1 held=2000m/2048Mi"}, reservations(plan)); diff != "" {
+	if diff := cmp.Diff([]string{"nightly-etl 02:00 pods=1 early"}, reservations(plan)); diff != "" {
 		t.Errorf("reservations (-want +got):\n%s", diff)
 	}
-	if got := plan.Reservations[0].Prewarm; !got.Equal(time.Date(2026, 11, 24, 1, 58, 45, 0, time.UTC)) {
+	if got := plan.Reservations[0].Prewarm; !got.Equal(time.Date(2026, 11, 24, 1, 59, 0, 0, time.UTC)) {
 		t.Errorf("prewarm at %s", got)
+	}
+	// Without exports' long jobs, nightly-etl's room is only held, and it
+	// starts just in time.
+	s.Functions = s.Functions[:2:2]
+	s.Functions = append(s.Functions, fn("thumbnails", TierAsync, 0, pending(5), runs(time.Minute), longAgo))
+	plan = Decide(s, Default(), now)
+	if diff := cmp.Diff([]string{"nightly-etl 02:00 pods=1 node-a:1 held=2000m/2048Mi"}, reservations(plan)); diff != "" {
+		t.Errorf("reservations without exports (-want +got):\n%s", diff)
 	}
 }

@@ -44,14 +44,14 @@ const (
 	DefaultScaleDownWindow      = 5 * time.Minute
 	DefaultCronLookahead        = 10 * time.Minute
 	DefaultCronStartupTime      = 30 * time.Second
-	DefaultCronMargin           = 30 * time.Second
-	DefaultCronGracePeriod      = 2 * time.Minute
+	DefaultCronMargin           = 15 * time.Second
+	DefaultCronGracePeriod      = 30 * time.Second
 	DefaultZeroCronWhenIdle     = true
-	DefaultAsyncIdleAfter       = 5 * time.Minute
+	DefaultAsyncIdleAfter       = time.Minute
 	DefaultActivationTimeout    = 2 * time.Minute
 	DefaultPendingPerReplica    = int32(10)
 	DefaultMaxEvictionsPerCycle = 5
-	DefaultMinResidency         = 5 * time.Minute
+	DefaultMinResidency         = time.Minute
 	DefaultEdition              = EditionPro
 )
 

@@ -236,6 +236,13 @@ func checkInvariants(s *Snapshot, p *Policy, plan *Plan) []string {
 		case r.Pods+r.Missing != lo-after:
 			fail("cron %s reserves %d+%d pods, needs %d", f.Key(), r.Pods, r.Missing, lo-after)
 		}
+		if r != nil && r.Early {
+			// Held by real pods: the function is prewarmed now.
+			if !claimed && after < lo {
+				fail("cron %s: reservation held early without a prewarm, going to %d", f.Key(), after)
+			}
+			continue
+		}
 		if r != nil && !releases {
 			var held Resources
 			for _, n := range r.Nodes {
@@ -311,11 +318,18 @@ func checkFits(s *Snapshot, p *Policy, plan *Plan, byKey map[string]*Function) [
 	// Claims in the engine's order: class, then name. A claim's placed
 	// pods are its pending pods left after a scale-down plus its growth,
 	// less what its shortfall says is missing.
+	// order is the engine's: sync, cron, then the cron functions held early
+	// for a reservation, then async activations and async scale-ups.
 	type claimed struct {
 		f     *Function
 		pods  int32
+		order int
 		class claimClass
 		until int64
+	}
+	earlyHeld := map[string]bool{}
+	for _, r := range plan.Reservations {
+		earlyHeld[r.Key()] = r.Early
 	}
 	var claims []claimed
 	for _, f := range byKey {
@@ -341,18 +355,18 @@ func checkFits(s *Snapshot, p *Policy, plan *Plan, byKey map[string]*Function) [
 		if sf := shortOf[f.Key()]; sf != nil {
 			n = sf.Claimed - int32(sf.Missing.Pods)
 		}
-		if n <= 0 && len(evictedFor[f.Key()]) == 0 {
-			continue
+		cl := claimed{f: f, pods: max(0, n), class: class, order: 2 * int(class)}
+		if class == classCron && earlyHeld[f.Key()] && act != nil && act.To > act.From {
+			cl.order++
 		}
-		cl := claimed{f: f, pods: max(0, n), class: class}
 		if class >= classAsyncActivation {
 			cl.until = t0.Add(asyncHorizon(f, p)).UnixNano()
 		}
 		claims = append(claims, cl)
 	}
 	slices.SortFunc(claims, func(a, b claimed) int {
-		if a.class != b.class {
-			return int(a.class) - int(b.class)
+		if a.order != b.order {
+			return a.order - b.order
 		}
 		if c := stdcmp.Compare(a.until, b.until); c != 0 {
 			return c

@@ -39,6 +39,9 @@ type Reservation struct {
 	// TakenBySync: sync claims of this plan took room the reservation
 	// would have had.
 	TakenBySync bool `json:"takenBySync,omitempty"`
+	// Early: async work admitted now would overlap the prewarm, so the
+	// function is prewarmed now and its pods hold the room (no Nodes).
+	Early bool `json:"early,omitempty"`
 }
 
 // Key is the OpenFaaS function_name of the reservation's function.
@@ -55,18 +58,22 @@ type ReservedNode struct {
 }
 
 // asyncHorizon is how long an async replica admitted now is expected to
-// hold its room: the function's learned run duration, else the mean
-// duration of its invocations, else the cron lookahead. At least one
-// interval.
+// hold its room: as long as one of its jobs usually runs (the learned run
+// duration, else the mean duration now, else the lookahead), and at least as
+// long as the tier rules keep a replica once added (the scale-down window,
+// idleAfter and the minimum residency). A replica whose queue keeps it busy
+// holds its room longer, but it is decided again every cycle; a deep queue
+// must not push its horizon past every fire of the night and starve it.
 func asyncHorizon(f *Function, p *Policy) time.Duration {
-	d := f.RunDuration
-	if d <= 0 && f.Duration.Known && f.Duration.Value > 0 {
-		d = time.Duration(f.Duration.Value * float64(time.Second))
+	run := f.RunDuration
+	if run <= 0 && f.Duration.Known && f.Duration.Value > 0 {
+		run = time.Duration(f.Duration.Value * float64(time.Second))
 	}
-	if d <= 0 {
-		d = p.Tiers.Cron.Lookahead.Duration
+	if run <= 0 {
+		run = p.Tiers.Cron.Lookahead.Duration
 	}
-	return max(d, p.Interval.Duration)
+	floor := max(p.Tiers.Sync.ScaleDownWindow.Duration, p.Tiers.Async.IdleAfter.Duration, p.Preemption.MinResidency.Duration)
+	return min(max(run, floor, p.Interval.Duration), MaxWindow)
 }
 
 // held is the free-now part of a reservation on one node, from its prewarm
@@ -75,15 +82,19 @@ type held struct {
 	prewarm time.Time
 	node    int
 	room    Resources
+	key     string
 }
 
 // reserver builds the reservations of a plan and applies them to async
 // admissions.
 type reserver struct {
-	c     *capacity
-	held  []held
-	next  int // held[:next] are subtracted from c
-	until time.Time
+	c    *capacity
+	held []held
+	next int // held[:next] are subtracted from c
+	// blockFrom is the earliest prewarm of a reservation that does not fit
+	// now but would once async replicas are gone: async work that would
+	// still run then is not admitted at all (zero: none).
+	blockFrom time.Time
 }
 
 // release is room a running cron job gives back when it ends.
@@ -157,7 +168,10 @@ func reserve(c *capacity, p *Policy, now time.Time, wants []want, pool []*victim
 	rel := make([]Resources, n)
 	resv := make([]Resources, n)
 	for _, v := range pool {
-		if v.evicted {
+		// An idle async function may get work from its queue at any
+		// moment, and then it cannot be evicted: only idle cron functions'
+		// room is counted on.
+		if v.evicted || v.w.f.Tier != TierCron {
 			continue
 		}
 		for _, s := range v.rooms {
@@ -198,7 +212,7 @@ func reserve(c *capacity, p *Policy, now time.Time, wants []want, pool []*victim
 			res.Nodes[k].Pods++
 			res.Nodes[k].Held = res.Nodes[k].Held.Add(part)
 			if part != (Resources{}) {
-				rs.held = append(rs.held, held{prewarm: prewarm, node: j, room: part})
+				rs.held = append(rs.held, held{prewarm: prewarm, node: j, room: part, key: f.Key()})
 			}
 			res.Pods++
 		}
@@ -213,7 +227,58 @@ func reserve(c *capacity, p *Policy, now time.Time, wants []want, pool []*victim
 		}
 	}
 	slices.SortStableFunc(rs.held, func(a, b held) int { return a.prewarm.Compare(b.prewarm) })
+	rs.blockFrom = blockFrom(fut, wants, out)
 	return out, forecasts, rs
+}
+
+// blockFrom returns the earliest prewarm among the reservations that do not
+// fit now but would fit on a node once the async replicas there are gone:
+// the async work admitted now would take the room those replicas give back,
+// and a running async job is never evicted. Zero when there is none.
+func blockFrom(fut *capacity, wants []want, rs []Reservation) time.Time {
+	var async []Resources
+	var from time.Time
+	for i := range rs {
+		r := &rs[i]
+		if r.Missing == 0 || !from.IsZero() && !r.Prewarm.Before(from) {
+			continue
+		}
+		if async == nil {
+			async = make([]Resources, len(fut.nodes))
+			for k := range wants {
+				f := wants[k].f
+				if f.Tier != TierAsync {
+					continue
+				}
+				req := podRequest(f)
+				for _, pod := range f.Pods {
+					if j, ok := fut.byName[pod.Node]; ok {
+						async[j] = async[j].Add(req)
+					}
+				}
+			}
+		}
+		var req Resources
+		for k := range wants {
+			if f := wants[k].f; f.Name == r.Function && f.Namespace == r.Namespace {
+				req = podRequest(f)
+				break
+			}
+		}
+		for _, j := range fut.order.idx {
+			if fut.nodes[j].free.Add(async[j]).Fits(req) {
+				from = r.Prewarm
+				break
+			}
+		}
+	}
+	return from
+}
+
+// blocks reports whether async work expected to run until then must wait
+// for a reservation that does not fit yet.
+func (rs *reserver) blocks(until time.Time) bool {
+	return !rs.blockFrom.IsZero() && until.After(rs.blockFrom)
 }
 
 // deficit is the part of reserved room on a node that the releases do not
@@ -252,6 +317,135 @@ func (rs *reserver) reset() {
 		rs.c.grow(rs.held[i].node, rs.held[i].room)
 	}
 	rs.next = 0
+}
+
+// prewarmEarly turns into prewarm claims the reservations inside the
+// lookahead that the async claims of this plan would take: placed as the
+// scheduler would place them, which knows nothing of reservations, the
+// async pods whose work still runs at a reservation's prewarm leave it no
+// room. Their room is then held by real pods, where the scheduler sees it.
+// One reservation at a time, earliest fire first, until the async claims
+// leave every other one its room. It drops their held room from rs and
+// returns the claims, each with its readiness check, and the functions that
+// keep the replicas this plan was taking from them (a cron function going to
+// zero just in time keeps its room instead; its room is taken again in c).
+func prewarmEarly(p *Policy, now time.Time, c *capacity, wants []want, plan *Plan, rs *reserver, async []claim) ([]claim, []*want) {
+	var pending []*Reservation
+	for i := range plan.Reservations {
+		r := &plan.Reservations[i]
+		if r.Pods > 0 && r.Fire.Sub(now) <= p.Tiers.Cron.Lookahead.Duration {
+			pending = append(pending, r)
+		}
+	}
+	if len(pending) == 0 || len(async) == 0 {
+		return nil, nil
+	}
+	byKey := map[string]*want{}
+	for i := range wants {
+		if f := wants[i].f; f.Tier == TierCron {
+			byKey[f.Key()] = &wants[i]
+		}
+	}
+	var out []claim
+	var keep []*want
+	early := map[string]bool{}
+	for range pending {
+		r := firstTaken(c, pending, early, out, async, byKey)
+		if r == nil {
+			break
+		}
+		early[r.Key()] = true
+		w := byKey[r.Key()]
+		if w == nil || w.claimed {
+			continue
+		}
+		f := w.f
+		lo, _ := bounds(f)
+		if w.desired < f.Replicas && w.act >= 0 {
+			// Going to zero just in time: it keeps its replicas instead.
+			keep = append(keep, w)
+			c.occupy(f, w.desired)
+			if f.Replicas >= lo {
+				w.set(f.Replicas, "", classNone, "")
+				continue
+			}
+		}
+		w.check = &ReadinessCheck{Function: f.Name, Namespace: f.Namespace, Tier: f.Tier, Kind: CheckPrewarm, Deadline: w.fire, MinReady: 1}
+		w.set(lo, ReasonPrewarmCron, classCron, "held early for its fire at "+w.fire.UTC().Format(time.RFC3339)+
+			": the async work of this cycle would still run at its prewarm ("+w.fire.Add(-w.lead).UTC().Format(time.RFC3339)+") and take its room")
+		w.claimed = true
+		pendingPods := max(0, f.PendingPods-max(0, f.Replicas-w.desired))
+		out = append(out, claim{w: w, pods: lo - f.Replicas + pendingPods, pending: pendingPods, class: classCron})
+	}
+	if len(early) == 0 {
+		return nil, nil
+	}
+	// Their room is held by their pods now.
+	kept := rs.held[:0]
+	for _, h := range rs.held {
+		if !early[h.key] {
+			kept = append(kept, h)
+		}
+	}
+	rs.held = kept
+	for i := range plan.Reservations {
+		if early[plan.Reservations[i].Key()] {
+			plan.Reservations[i].Early = true
+			plan.Reservations[i].Nodes = nil
+		}
+	}
+	return out, keep
+}
+
+// firstTaken is the earliest reservation, not yet held early, that has no
+// room left at its prewarm once the early claims and then the async claims
+// are placed as the scheduler would place them; nil when every one keeps
+// its room.
+func firstTaken(c *capacity, pending []*Reservation, early map[string]bool, claims, async []claim, byKey map[string]*want) *Reservation {
+	what := c.clone()
+	for _, cl := range claims {
+		what.placeN(podRequest(cl.w.f), cl.w.f.Namespace, cl.pods)
+	}
+	type placed struct {
+		until int64
+		node  int
+		req   Resources
+	}
+	var admitted []placed
+	for _, a := range async {
+		req := podRequest(a.w.f)
+		for range a.pods {
+			j, ok := what.placeNode(req, a.w.f.Namespace)
+			if !ok {
+				break
+			}
+			admitted = append(admitted, placed{a.until, j, req})
+		}
+	}
+	for _, r := range pending {
+		if early[r.Key()] || byKey[r.Key()] == nil {
+			continue
+		}
+		// The async pods that end before this prewarm give their room back.
+		probe := what.clone()
+		for _, a := range admitted {
+			if a.until <= r.Prewarm.UnixNano() {
+				probe.nodes[a.node].free = probe.nodes[a.node].free.Add(a.req)
+			}
+		}
+		heap.Init(&probe.order)
+		req := podRequest(byKey[r.Key()].f)
+		for range r.Pods {
+			j, ok := probe.placeNode(req, r.Namespace)
+			if !ok {
+				return r
+			}
+			// Later reservations see this one's room taken.
+			what.nodes[j].free = what.nodes[j].free.Sub(req)
+		}
+		heap.Init(&what.order)
+	}
+	return nil
 }
 
 // clone copies the node rooms and the quota for a what-if.

@@ -28,6 +28,9 @@ func reservations(p *Plan) []string {
 		if r.TakenBySync {
 			s += " taken-by-sync"
 		}
+		if r.Early {
+			s += " early"
+		}
 		out = append(out, s)
 	}
 	return out
@@ -57,17 +60,26 @@ func TestDecideReservations(t *testing.T) {
 			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
 				fn("report", TierCron, 1, schedule("5 12 * * *"), lastRun(time.Hour), lastScale(time.Hour))),
 		},
-		{name: "an async activation is admitted only into unreserved room",
-			// 1500m free; report holds 500m from 12:03:45; the jobs run
-			// 10 minutes, past it: 2 of the 3 pods the queue asks for.
+		{name: "an async activation is admitted only into unreserved room, and the room it would take is held by prewarming early",
+			// 1500m free; report needs 500m from 12:03:45; the jobs run
+			// 10 minutes, past it, and would take all of it: report is
+			// prewarmed now, and the jobs get 2 of the 3 pods they ask for.
 			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
 				fn("report", TierCron, 0, schedule("5 12 * * *")),
 				fn("jobs", TierAsync, 0, pending(25), runs(10*time.Minute))),
 			want: []string{
 				"async jobs 0->2 activate-async",
+				"cron report 0->1 prewarm-cron",
 				"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1",
 				"check activation jobs 2026-11-24T12:02:00Z",
+				"check prewarm report 2026-11-24T12:05:00Z",
 			},
+			resv: []string{"report 12:05 pods=1 early"}},
+		{name: "with room for both, the reservation is only held, and the function starts just in time",
+			snap: cluster(1, 4000, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 0, schedule("5 12 * * *")),
+				fn("jobs", TierAsync, 0, pending(25), runs(10*time.Minute))),
+			want: []string{"async jobs 0->3 activate-async", "check activation jobs 2026-11-24T12:02:00Z"},
 			resv: []string{"report 12:05 pods=1 n1:1 held=500m/256Mi"}},
 		{name: "an async function with queued work is still activated when one replica fits outside the reservations",
 			snap: cluster(1, 1500, 4*gib, busy("web", 1, "n1"),
@@ -75,37 +87,44 @@ func TestDecideReservations(t *testing.T) {
 				fn("jobs", TierAsync, 0, pending(25), runs(10*time.Minute))),
 			want: []string{
 				"async jobs 0->1 activate-async",
+				"cron report 0->1 prewarm-cron",
 				"shortfall async jobs insufficient-capacity cpu=1000m mem=512Mi pods=2",
 				"check activation jobs 2026-11-24T12:02:00Z",
+				"check prewarm report 2026-11-24T12:05:00Z",
 			},
-			resv: []string{"report 12:05 pods=1 n1:1 held=500m/256Mi"}},
+			resv: []string{"report 12:05 pods=1 early"}},
 		{name: "async work that ends before the prewarm may use the reserved room",
+			// A job takes a minute, but a replica added stays at least 5
+			// (the scale-down window, idleAfter, minResidency): until
+			// 12:05, before report's prewarm at 12:06:45.
+			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 0, schedule("8 12 * * *")),
+				fn("jobs", TierAsync, 0, pending(25), runs(time.Minute))),
+			want: []string{"async jobs 0->3 activate-async", "check activation jobs 2026-11-24T12:02:00Z"},
+			resv: []string{"report 12:08 pods=1 n1:1 held=500m/256Mi"}},
+		{name: "a replica added stays at least the scale-down window: short jobs still leave a prewarm within it",
 			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
 				fn("report", TierCron, 0, schedule("5 12 * * *")),
 				fn("jobs", TierAsync, 0, pending(25), runs(time.Minute))),
-			want: []string{"async jobs 0->3 activate-async", "check activation jobs 2026-11-24T12:02:00Z"},
-			resv: []string{"report 12:05 pods=1 n1:1 held=500m/256Mi"}},
-		{name: "admission looks as far ahead as the admitted work stays, beyond the lookahead",
-			// report fires at 12:25, beyond the 10m lookahead; the jobs
-			// run 30 minutes: its room is left.
-			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
-				fn("report", TierCron, 0, schedule("25 12 * * *")),
-				fn("jobs", TierAsync, 0, pending(25), runs(30*time.Minute))),
 			want: []string{
 				"async jobs 0->2 activate-async",
+				"cron report 0->1 prewarm-cron",
 				"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1",
 				"check activation jobs 2026-11-24T12:02:00Z",
+				"check prewarm report 2026-11-24T12:05:00Z",
 			},
-			resv: []string{"report 12:25 pods=1 n1:1 held=500m/256Mi"}},
+			resv: []string{"report 12:05 pods=1 early"}},
 		{name: "async scale-ups are admitted only into unreserved room too",
 			snap: cluster(1, 2500, 4*gib, busy("web", 1, "n1"),
 				fn("report", TierCron, 0, schedule("5 12 * * *")),
 				fn("jobs", TierAsync, 1, pending(40), runs(10*time.Minute), lastRun(time.Second), on("n1"))),
 			want: []string{
 				"async jobs 1->3 scale-up-pending",
+				"cron report 0->1 prewarm-cron",
 				"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1",
+				"check prewarm report 2026-11-24T12:05:00Z",
 			},
-			resv: []string{"report 12:05 pods=1 n1:1 held=500m/256Mi"}},
+			resv: []string{"report 12:05 pods=1 early"}},
 		{name: "sync claims outrank reservations, and the reservation they take is reported",
 			// api's 2 new pods take the last 1000m.
 			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
@@ -116,6 +135,19 @@ func TestDecideReservations(t *testing.T) {
 				"shortfall cron report cron-at-risk cpu=500m mem=256Mi pods=1",
 			},
 			resv: []string{"report 12:05 pods=0 missing=1 taken-by-sync"}},
+		{name: "async work waits while a fire's reservation does not fit yet but will once async replicas are done",
+			// n1 is full: web and a busy worker. report's room will come
+			// back when the worker's jobs end; new async work that would
+			// still run at report's prewarm (12:06:45) must not take it.
+			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("worker", TierAsync, 3, inflight(3), bounded(0, 3), lastRun(time.Second), lastScale(time.Hour), on("n1"), func(f *Function) { f.MaxInflight = 1 }),
+				fn("report", TierCron, 0, schedule("8 12 * * *")),
+				fn("jobs", TierAsync, 0, pending(5), runs(10*time.Minute))),
+			want: []string{
+				"shortfall cron report cron-at-risk cpu=500m mem=256Mi pods=1",
+				"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1",
+			},
+			resv: []string{"report 12:08 pods=0 missing=1"}},
 		{name: "a fire that fits nowhere even after every permitted eviction is a forecast shortfall before it",
 			snap: cluster(1, 1000, 4*gib, busy("web", 2, "n1"),
 				fn("report", TierCron, 0, schedule("5 12 * * *"))),
@@ -127,22 +159,60 @@ func TestDecideReservations(t *testing.T) {
 				fn("jobs", TierAsync, 0, pending(5), runs(30*time.Minute))),
 			want: []string{"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1"},
 			resv: []string{"report 12:25 pods=0 missing=1"}},
-		{name: "a fire that fits by evicting idle functions then is not at risk, and async claims leave that room",
-			// n1 is full: web and two idle workers. report can have a
-			// worker's room at its prewarm, so new jobs must leave 500m:
-			// both workers go for one job.
+		{name: "a fire that fits by evicting idle cron functions then is not at risk, and async claims leave that room",
+			// n1 is full: web and two idle cron functions. report can have
+			// one's room at its prewarm; the new jobs would take it, so
+			// report is prewarmed now, evicting c2, and the jobs evict c1.
+			policy: testPolicy(func(p *Policy) { f := false; p.Tiers.Cron.ZeroWhenIdle = &f }),
 			snap: cluster(1, 1500, 4*gib, busy("web", 1, "n1"),
-				fn("w1", TierAsync, 1, lastRun(2*time.Minute), lastScale(time.Hour), on("n1")),
-				fn("w2", TierAsync, 1, lastRun(3*time.Minute), lastScale(time.Hour), on("n1")),
+				fn("c1", TierCron, 1, schedule("0 3 * * *"), lastRun(2*time.Hour), lastScale(time.Hour), on("n1")),
+				fn("c2", TierCron, 1, schedule("0 4 * * *"), lastRun(3*time.Hour), lastScale(time.Hour), on("n1")),
 				fn("report", TierCron, 0, schedule("5 12 * * *")),
 				fn("jobs", TierAsync, 0, pending(5), runs(10*time.Minute))),
 			want: []string{
-				"async w2 1->0 evict-for-capacity for jobs.openfaas-fn",
-				"async w1 1->0 evict-for-capacity for jobs.openfaas-fn",
+				"cron c2 1->0 evict-for-capacity for report.openfaas-fn",
+				"cron c1 1->0 evict-for-capacity for jobs.openfaas-fn",
 				"async jobs 0->1 activate-async",
+				"cron report 0->1 prewarm-cron",
+				"check activation jobs 2026-11-24T12:02:00Z",
+				"check prewarm report 2026-11-24T12:05:00Z",
+			},
+			resv: []string{"report 12:05 pods=1 early"}},
+		{name: "an idle async function's room is not counted on, but it is reclaimed for a fire at risk",
+			// Its queue may give it work at any moment: the fire is at
+			// risk. Both are idle, resident and hold the room: they go to
+			// zero ahead of idleAfter.
+			snap: cluster(1, 1500, 4*gib, busy("web", 1, "n1"),
+				fn("w1", TierAsync, 1, lastRun(2*time.Minute), lastScale(time.Hour), on("n1")),
+				fn("w2", TierAsync, 1, lastRun(3*time.Minute), lastScale(time.Hour), on("n1")),
+				fn("report", TierCron, 0, schedule("5 12 * * *"))),
+			want: []string{
+				"async w1 1->0 reclaim-for-cron",
+				"async w2 1->0 reclaim-for-cron",
+				"shortfall cron report cron-at-risk cpu=500m mem=256Mi pods=1",
+			},
+			resv: []string{"report 12:05 pods=0 missing=1"}},
+		{name: "an idle async function within its residency is reclaimed only down to its floor",
+			snap: cluster(1, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("w1", TierAsync, 3, lastRun(2*time.Minute), lastScale(2*time.Minute), on("n1")),
+				fn("report", TierCron, 0, schedule("5 12 * * *"))),
+			want: []string{
+				"async w1 3->1 reclaim-for-cron",
+				"shortfall cron report cron-at-risk cpu=500m mem=256Mi pods=1",
+			},
+			resv: []string{"report 12:05 pods=0 missing=1"}},
+		{name: "a cron function going to zero just in time keeps its replica when its fire would not fit without it",
+			// report's next fire at 12:08 is 6m45s away: just in time says
+			// zero, but async work would take its room at once.
+			snap: cluster(1, 1500, 4*gib, busy("web", 1, "n1"),
+				fn("report", TierCron, 1, schedule("8 12 * * *"), lastRun(time.Hour), lastScale(time.Hour), on("n1")),
+				fn("jobs", TierAsync, 0, pending(25), runs(10*time.Minute))),
+			want: []string{
+				"async jobs 0->1 activate-async",
+				"shortfall async jobs insufficient-capacity cpu=1000m mem=512Mi pods=2",
 				"check activation jobs 2026-11-24T12:02:00Z",
 			},
-			resv: []string{"report 12:05 pods=1 n1:1 held=500m/256Mi"}},
+			resv: []string{"report 12:08 pods=1 early"}},
 		{name: "the room running cron jobs release by the prewarm counts",
 			// n1 is full with a cron job that runs 2 more minutes at most
 			// and fires again only tomorrow: its room is report's at 12:08.

@@ -249,6 +249,11 @@ const (
 	ReasonActivateAsync      Reason = "activate-async"
 	ReasonZeroIdle           Reason = "zero-idle"
 	ReasonEvictForCapacity   Reason = "evict-for-capacity"
+	// ReasonReclaimForCron: an idle async function (nothing in flight or
+	// queued) goes back to its floor before its scale-down window ends,
+	// because a cron fire inside the lookahead does not fit without its
+	// room.
+	ReasonReclaimForCron Reason = "reclaim-for-cron"
 )
 
 // Action changes one function's replicas.
