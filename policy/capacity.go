@@ -696,6 +696,9 @@ type evictor struct {
 	// which no set of candidates could help: until the next release, room
 	// only shrinks and candidates only go.
 	noHelp map[helpKey]int
+	// spent remembers, once the budget is spent, whether evictions could
+	// have helped a request.
+	spent map[helpKey]bool
 }
 
 type helpKey struct {
@@ -704,7 +707,7 @@ type helpKey struct {
 }
 
 func newEvictor(c *capacity, pool []*victim) *evictor {
-	return &evictor{c: c, pool: pool, extra: make([]Resources, len(c.nodes)), noHelp: map[helpKey]int{}}
+	return &evictor{c: c, pool: pool, extra: make([]Resources, len(c.nodes)), noHelp: map[helpKey]int{}, spent: map[helpKey]bool{}}
 }
 
 // choose returns the evictions, in preemption order, that let up to want
@@ -717,10 +720,19 @@ func (e *evictor) choose(req Resources, ns string, want int64, why blocked, budg
 	if ep, ok := e.noHelp[key]; ok && ep == e.c.epoch {
 		return nil, false
 	}
-	base := int64(0) // no node holds one more pod, unless the quota blocked first
-	if why == blockedByQuota {
-		base = e.c.nodeFit(req)
+	if budget == 0 {
+		// Only the reason of the shortfall is at stake: whether evictions
+		// could have helped. Once the budget is spent, room only shrinks
+		// (or comes back at the class boundaries), so the answer for a
+		// request is kept.
+		if v, ok := e.spent[key]; ok {
+			return nil, v
+		}
+		_, reach := e.search(req, ns, want, e.base(req, why), e.pool, nil)
+		e.spent[key] = reach > 0
+		return nil, reach > 0
 	}
+	base := e.base(req, why)
 	set, reach := e.search(req, ns, want, base, e.pool, nil)
 	if reach == 0 {
 		e.noHelp[key] = e.c.epoch
@@ -741,6 +753,16 @@ func (e *evictor) choose(req Resources, ns string, want int64, why blocked, budg
 		}
 	}
 	return best, true
+}
+
+// base is how many pods of req the nodes hold without evictions: none when
+// the nodes blocked the placement, else (the quota blocked first) what they
+// hold.
+func (e *evictor) base(req Resources, why blocked) int64 {
+	if why == blockedByQuota {
+		return e.c.nodeFit(req)
+	}
+	return 0
 }
 
 // guards returns the guarded functions among the smallest set of

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -781,28 +780,36 @@ func sortActions(actions []Action) {
 			return 3
 		}
 	}
-	// Evictions keep the order they were chosen in; the rest is sorted.
-	// Sorting indices keeps the swaps cheap.
-	order := make([]int32, len(actions))
-	ranks := make([]int8, len(actions))
-	for i := range order {
-		order[i] = int32(i)
-		ranks[i] = int8(rank(&actions[i]))
+	// Evictions keep the order they were chosen in; the rest is sorted by
+	// name within its rank. The actions come mostly in the snapshot's
+	// order, which is often already by name: each rank is bucketed stably
+	// and sorted only if it is not in order. Small keys keep the
+	// comparisons in cache.
+	type key struct {
+		i      int32
+		fn, ns string
 	}
-	slices.SortFunc(order, func(i, j int32) int {
-		ra, rb := ranks[i], ranks[j]
-		if c := cmp.Compare(ra, rb); c != 0 || ra == 0 {
-			if c == 0 {
-				return cmp.Compare(i, j)
-			}
+	var buckets [4][]key
+	for i := range actions {
+		a := &actions[i]
+		r := rank(a)
+		buckets[r] = append(buckets[r], key{int32(i), a.Function, a.Namespace})
+	}
+	byName := func(a, b key) int {
+		if c := strings.Compare(a.fn, b.fn); c != 0 {
 			return c
 		}
-		a, b := &actions[i], &actions[j]
-		if c := strings.Compare(a.Function, b.Function); c != 0 {
-			return c
+		return strings.Compare(a.ns, b.ns)
+	}
+	order := make([]int32, 0, len(actions))
+	for r := range buckets {
+		if r > 0 && !slices.IsSortedFunc(buckets[r], byName) {
+			slices.SortFunc(buckets[r], byName)
 		}
-		return strings.Compare(a.Namespace, b.Namespace)
-	})
+		for _, k := range buckets[r] {
+			order = append(order, k.i)
+		}
+	}
 	sorted := make([]Action, len(actions))
 	for k, i := range order {
 		sorted[k] = actions[i]

@@ -95,6 +95,9 @@ type reserver struct {
 	// now but would once async replicas are gone: async work that would
 	// still run then is not admitted at all (zero: none).
 	blockFrom time.Time
+	// wants are the reservations' functions, in the plan's order of
+	// reservations until they are sorted.
+	wants []*want
 }
 
 // release is room a running cron job gives back when it ends.
@@ -222,12 +225,13 @@ func reserve(c *capacity, p *Policy, now time.Time, wants []want, pool []*victim
 			res.TakenBySync = fut.fitsWith(req, synced)
 		}
 		out = append(out, res)
+		rs.wants = append(rs.wants, fr.w)
 		if res.Missing > 0 && fr.w.fire.Sub(now) <= lookahead {
 			forecasts = append(forecasts, forecast(f, &res, req))
 		}
 	}
 	slices.SortStableFunc(rs.held, func(a, b held) int { return a.prewarm.Compare(b.prewarm) })
-	rs.blockFrom = blockFrom(fut, wants, out)
+	rs.blockFrom = blockFrom(fut, wants, out, rs.wants)
 	return out, forecasts, rs
 }
 
@@ -235,7 +239,7 @@ func reserve(c *capacity, p *Policy, now time.Time, wants []want, pool []*victim
 // fit now but would fit on a node once the async replicas there are gone:
 // the async work admitted now would take the room those replicas give back,
 // and a running async job is never evicted. Zero when there is none.
-func blockFrom(fut *capacity, wants []want, rs []Reservation) time.Time {
+func blockFrom(fut *capacity, wants []want, rs []Reservation, of []*want) time.Time {
 	var async []Resources
 	var from time.Time
 	for i := range rs {
@@ -258,13 +262,7 @@ func blockFrom(fut *capacity, wants []want, rs []Reservation) time.Time {
 				}
 			}
 		}
-		var req Resources
-		for k := range wants {
-			if f := wants[k].f; f.Name == r.Function && f.Namespace == r.Namespace {
-				req = podRequest(f)
-				break
-			}
-		}
+		req := podRequest(of[i].f)
 		for _, j := range fut.order.idx {
 			if fut.nodes[j].free.Add(async[j]).Fits(req) {
 				from = r.Prewarm
@@ -340,26 +338,22 @@ func prewarmEarly(p *Policy, now time.Time, c *capacity, wants []want, plan *Pla
 	if len(pending) == 0 || len(async) == 0 {
 		return nil, nil
 	}
-	byKey := map[string]*want{}
-	for i := range wants {
-		if f := wants[i].f; f.Tier == TierCron {
-			byKey[f.Key()] = &wants[i]
-		}
+	byKey := make(map[string]*want, len(pending))
+	for i := range plan.Reservations {
+		byKey[plan.Reservations[i].Key()] = rs.wants[i]
 	}
 	var out []claim
 	var keep []*want
-	early := map[string]bool{}
-	for range pending {
-		r := firstTaken(c, pending, early, out, async, byKey)
-		if r == nil {
-			break
-		}
-		early[r.Key()] = true
-		w := byKey[r.Key()]
-		if w == nil || w.claimed {
+	early := taken(c, pending, async, byKey)
+	for _, r := range pending { // in fire order: a map's order would vary
+		if !early[r.Key()] {
 			continue
 		}
+		w := byKey[r.Key()]
 		f := w.f
+		if w.claimed {
+			continue
+		}
 		lo, _ := bounds(f)
 		if w.desired < f.Replicas && w.act >= 0 {
 			// Going to zero just in time: it keeps its replicas instead.
@@ -397,15 +391,15 @@ func prewarmEarly(p *Policy, now time.Time, c *capacity, wants []want, plan *Pla
 	return out, keep
 }
 
-// firstTaken is the earliest reservation, not yet held early, that has no
-// room left at its prewarm once the early claims and then the async claims
-// are placed as the scheduler would place them; nil when every one keeps
-// its room.
-func firstTaken(c *capacity, pending []*Reservation, early map[string]bool, claims, async []claim, byKey map[string]*want) *Reservation {
+// taken returns the reservations that have no room left at their prewarm
+// once the async claims are placed as the scheduler would place them: in one
+// pass, fire order, the async pods whose work ends before a prewarm giving
+// their room back as the pass goes, each reservation taking its room from
+// what is left. A reservation found without room is held early, and the
+// pass goes on as if its room were taken: the early prewarms are served
+// before the async claims, so this errs towards holding more.
+func taken(c *capacity, pending []*Reservation, async []claim, byKey map[string]*want) map[string]bool {
 	what := c.clone()
-	for _, cl := range claims {
-		what.placeN(podRequest(cl.w.f), cl.w.f.Namespace, cl.pods)
-	}
 	type placed struct {
 		until int64
 		node  int
@@ -422,30 +416,27 @@ func firstTaken(c *capacity, pending []*Reservation, early map[string]bool, clai
 			admitted = append(admitted, placed{a.until, j, req})
 		}
 	}
+	slices.SortFunc(admitted, func(a, b placed) int { return cmp.Compare(a.until, b.until) })
+	early := map[string]bool{}
+	next := 0
 	for _, r := range pending {
-		if early[r.Key()] || byKey[r.Key()] == nil {
+		w := byKey[r.Key()]
+		if w == nil {
 			continue
 		}
 		// The async pods that end before this prewarm give their room back.
-		probe := what.clone()
-		for _, a := range admitted {
-			if a.until <= r.Prewarm.UnixNano() {
-				probe.nodes[a.node].free = probe.nodes[a.node].free.Add(a.req)
-			}
+		for ; next < len(admitted) && admitted[next].until <= r.Prewarm.UnixNano(); next++ {
+			what.grow(admitted[next].node, admitted[next].req)
 		}
-		heap.Init(&probe.order)
-		req := podRequest(byKey[r.Key()].f)
+		req := podRequest(w.f)
 		for range r.Pods {
-			j, ok := probe.placeNode(req, r.Namespace)
-			if !ok {
-				return r
+			if _, ok := what.placeNode(req, r.Namespace); !ok {
+				early[r.Key()] = true
+				break
 			}
-			// Later reservations see this one's room taken.
-			what.nodes[j].free = what.nodes[j].free.Sub(req)
 		}
-		heap.Init(&what.order)
 	}
-	return nil
+	return early
 }
 
 // clone copies the node rooms and the quota for a what-if.
