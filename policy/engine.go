@@ -45,8 +45,9 @@ type want struct {
 	fire time.Time
 	lead time.Duration
 	// claimed: the function has a claim in the plan; evicted: it is
-	// evicted in the plan.
-	claimed, evicted bool
+	// evicted in the plan; kept: it keeps the replicas just in time would
+	// take to zero.
+	claimed, evicted, kept bool
 	// act is the index of its decrease action in the plan, -1 if none.
 	act int
 }

@@ -344,32 +344,41 @@ func prewarmEarly(p *Policy, now time.Time, c *capacity, wants []want, plan *Pla
 	}
 	var out []claim
 	var keep []*want
-	early := taken(c, pending, async, byKey)
-	for _, r := range pending { // in fire order: a map's order would vary
-		if !early[r.Key()] {
-			continue
+	early := map[string]bool{}
+	// A function kept from going to zero takes its room again, which may
+	// leave another reservation short: pass again until none is kept.
+	for again := true; again; {
+		again = false
+		for k := range taken(c, pending, out, async, byKey, early) {
+			early[k] = true
 		}
-		w := byKey[r.Key()]
-		f := w.f
-		if w.claimed {
-			continue
-		}
-		lo, _ := bounds(f)
-		if w.desired < f.Replicas && w.act >= 0 {
-			// Going to zero just in time: it keeps its replicas instead.
-			keep = append(keep, w)
-			c.occupy(f, w.desired)
-			if f.Replicas >= lo {
-				w.set(f.Replicas, "", classNone, "")
+		for _, r := range pending { // in fire order: a map's order would vary
+			if !early[r.Key()] {
 				continue
 			}
+			w := byKey[r.Key()]
+			f := w.f
+			if w.claimed || w.kept {
+				continue
+			}
+			lo, _ := bounds(f)
+			if w.desired < f.Replicas && w.act >= 0 {
+				// Going to zero just in time: it keeps its replicas instead.
+				keep = append(keep, w)
+				w.kept, again = true, true
+				c.occupy(f, w.desired)
+				if f.Replicas >= lo {
+					w.set(f.Replicas, "", classNone, "")
+					continue
+				}
+			}
+			w.check = &ReadinessCheck{Function: f.Name, Namespace: f.Namespace, Tier: f.Tier, Kind: CheckPrewarm, Deadline: w.fire, MinReady: 1}
+			w.set(lo, ReasonPrewarmCron, classCron, "held early for its fire at "+w.fire.UTC().Format(time.RFC3339)+
+				": the async work of this cycle would still run at its prewarm ("+w.fire.Add(-w.lead).UTC().Format(time.RFC3339)+") and take its room")
+			w.claimed = true
+			pendingPods := max(0, f.PendingPods-max(0, f.Replicas-w.desired))
+			out = append(out, claim{w: w, pods: lo - f.Replicas + pendingPods, pending: pendingPods, class: classCron})
 		}
-		w.check = &ReadinessCheck{Function: f.Name, Namespace: f.Namespace, Tier: f.Tier, Kind: CheckPrewarm, Deadline: w.fire, MinReady: 1}
-		w.set(lo, ReasonPrewarmCron, classCron, "held early for its fire at "+w.fire.UTC().Format(time.RFC3339)+
-			": the async work of this cycle would still run at its prewarm ("+w.fire.Add(-w.lead).UTC().Format(time.RFC3339)+") and take its room")
-		w.claimed = true
-		pendingPods := max(0, f.PendingPods-max(0, f.Replicas-w.desired))
-		out = append(out, claim{w: w, pods: lo - f.Replicas + pendingPods, pending: pendingPods, class: classCron})
 	}
 	if len(early) == 0 {
 		return nil, nil
@@ -398,8 +407,12 @@ func prewarmEarly(p *Policy, now time.Time, c *capacity, wants []want, plan *Pla
 // what is left. A reservation found without room is held early, and the
 // pass goes on as if its room were taken: the early prewarms are served
 // before the async claims, so this errs towards holding more.
-func taken(c *capacity, pending []*Reservation, async []claim, byKey map[string]*want) map[string]bool {
+func taken(c *capacity, pending []*Reservation, early, async []claim, byKey map[string]*want, held map[string]bool) map[string]bool {
 	what := c.clone()
+	// The early prewarms go first.
+	for _, cl := range early {
+		what.placeN(podRequest(cl.w.f), cl.w.f.Namespace, cl.pods)
+	}
 	type placed struct {
 		until int64
 		node  int
@@ -417,11 +430,11 @@ func taken(c *capacity, pending []*Reservation, async []claim, byKey map[string]
 		}
 	}
 	slices.SortFunc(admitted, func(a, b placed) int { return cmp.Compare(a.until, b.until) })
-	early := map[string]bool{}
+	out := map[string]bool{}
 	next := 0
 	for _, r := range pending {
 		w := byKey[r.Key()]
-		if w == nil {
+		if w == nil || held[r.Key()] {
 			continue
 		}
 		// The async pods that end before this prewarm give their room back.
@@ -431,12 +444,12 @@ func taken(c *capacity, pending []*Reservation, async []claim, byKey map[string]
 		req := podRequest(w.f)
 		for range r.Pods {
 			if _, ok := what.placeNode(req, r.Namespace); !ok {
-				early[r.Key()] = true
+				out[r.Key()] = true
 				break
 			}
 		}
 	}
-	return early
+	return out
 }
 
 // clone copies the node rooms and the quota for a what-if.
