@@ -420,7 +420,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 			plan.Reservations, forecasts, rs = reserve(c, p, now, wants, cands, synced, horizon)
 		}
 		plan.Shortfalls = append(plan.Shortfalls, forecasts...)
-		if !rs.blockFrom.IsZero() && rs.blockFrom.Sub(now) <= p.Tiers.Cron.Lookahead.Duration && s.MetricsAvailable {
+		if !rs.blockFrom.IsZero() && rs.blockFrom.Sub(now) <= p.Tiers.Cron.Lookahead.Duration && s.MetricsAvailable && !s.Fast {
 			reclaim(p, now, wants, cands, c, plan, rs.blockFrom)
 		}
 	}

@@ -465,3 +465,39 @@ alertmanager:
 		require.Equal(t, dir+"/secrets/password", p.Prometheus.HTTPConfig.BasicAuth.PasswordFile)
 	})
 }
+
+// The fast path (issue 13) only adds: scale-ups, activations and prewarms
+// that fit without evicting anything.
+func TestDecideFastPath(t *testing.T) {
+	fast := func(s *Snapshot) *Snapshot { s.Fast = true; return s }
+	cases := []struct {
+		name string
+		snap *Snapshot
+		want []string
+	}{
+		{name: "a burst of 429s is scaled up",
+			snap: fast(big(fn("api", TierSync, 2, load(10, 20, 8)))),
+			want: []string{"sync api 2->6 scale-up-rejections"}},
+		{name: "queued work activates an async function",
+			snap: fast(big(fn("jobs", TierAsync, 0, pending(25)))),
+			want: []string{"async jobs 0->3 activate-async", "check activation jobs 2026-11-24T12:02:00Z"}},
+		{name: "nothing is scaled down",
+			snap: fast(big(fn("api", TierSync, 5, inflight(2), lastScale(10*time.Minute))))},
+		{name: "nothing is zeroed",
+			snap: fast(big(fn("jobs", TierAsync, 1, lastRun(10*time.Minute), lastScale(10*time.Minute))))},
+		{name: "nothing is evicted: what does not fit waits for the full cycle",
+			snap: fast(cluster(1, 1000, 4*gib,
+				fn("jobs", TierAsync, 1, lastRun(2*time.Minute), lastScale(time.Hour), on("n1")),
+				fn("web", TierSync, 1, inflight(4), on("n1")),
+				fn("api", TierSync, 0))),
+			want: []string{"shortfall sync api insufficient-capacity cpu=500m mem=256Mi pods=1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := summary(Decide(tc.snap, testPolicy(), t0))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -69,7 +69,7 @@ func Decide(s *Snapshot, p *Policy, now time.Time) *Plan {
 			Message: "Prometheus data is unavailable, stale or invalid: holding every scale-down, zeroing and eviction",
 		})
 	}
-	r := rules{p: p, now: now, metrics: s.MetricsAvailable, next: map[string]time.Time{}, lastFire: map[string]bool{},
+	r := rules{p: p, now: now, metrics: s.MetricsAvailable, fast: s.Fast, next: map[string]time.Time{}, lastFire: map[string]bool{},
 		nextTexts: map[string]string{}, lookaheadText: p.Tiers.Cron.Lookahead.Duration.String()}
 	wants := make([]want, len(s.Functions))
 	for i := range s.Functions {
@@ -84,6 +84,7 @@ type rules struct {
 	p       *Policy
 	now     time.Time
 	metrics bool
+	fast    bool
 	// next and lastFire memoise cron computations by schedule text: many
 	// functions share a schedule.
 	next      map[string]time.Time
@@ -126,6 +127,13 @@ func (r *rules) decide(f *Function) want {
 		r.cron(f, &w)
 	case TierAsync:
 		r.async(f, &w)
+	}
+	if r.fast && w.desired < f.Replicas {
+		// The fast path only adds.
+		w.set(f.Replicas, "", classNone, "")
+	}
+	if r.fast {
+		w.evictable, w.guard = false, ""
 	}
 	return w
 }

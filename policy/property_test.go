@@ -504,6 +504,14 @@ func TestDecideInvariants(t *testing.T) {
 		if bad := checkInvariants(s, p, plan); len(bad) > 0 {
 			t.Fatalf("seed %d breaks invariants:\n  %s\nplan:\n  %s", seed, strings.Join(bad, "\n  "), strings.Join(summary(plan), "\n  "))
 		}
+		// The fast path only adds, and evicts nothing.
+		fast := *s
+		fast.Fast = true
+		for _, a := range Decide(&fast, p, t0).Actions {
+			if a.To <= a.From || a.Reason == ReasonEvictForCapacity {
+				t.Fatalf("seed %d: the fast path planned %s %s %d->%d", seed, a.Key(), a.Reason, a.From, a.To)
+			}
+		}
 		// The same input gives the same plan, whatever the order of the
 		// functions and nodes.
 		again := Decide(s, p, t0)

@@ -104,6 +104,12 @@ type Snapshot struct {
 	// data is stale or invalid. Then nothing is scaled down, zeroed or
 	// evicted.
 	MetricsAvailable bool `json:"metricsAvailable"`
+	// Fast marks the fast path: a cycle run at once on evidence of demand
+	// (an Alertmanager webhook) between full cycles. Its plan only adds:
+	// scale-ups, activations and prewarms that fit without evicting
+	// anything. Scale-downs, zeroing and evictions stay on the full cycle,
+	// with its windows.
+	Fast bool `json:"fast,omitempty"`
 }
 
 // Function is one OpenFaaS function as observed.
