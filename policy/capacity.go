@@ -84,18 +84,19 @@ func podRequest(f *Function) Resources {
 	return r
 }
 
-// release returns the room of f's bound pods to their nodes and of all its
-// pods (bound and pending) to its namespace's quota: f goes to zero.
-func (c *capacity) release(f *Function) {
-	c.releaseNodes(f)
+// release returns the room of w's bound pods to their nodes and of all its
+// pods (bound and pending) to its namespace's quota: it goes to zero.
+func (c *capacity) release(w *want) {
+	f := w.f
+	c.releaseNodes(w)
 	c.releaseQuota(f.Namespace, podRequest(f), int64(len(f.Pods))+int64(f.PendingPods))
 }
 
-// releaseNodes returns the room of f's bound pods to their nodes.
-func (c *capacity) releaseNodes(f *Function) {
-	req := podRequest(f)
-	for i := range f.Pods {
-		if j, ok := c.byName[f.Pods[i].Node]; ok {
+// releaseNodes returns the room of w's bound pods to their nodes.
+func (c *capacity) releaseNodes(w *want) {
+	req := podRequest(w.f)
+	for _, j := range w.nodes {
+		if j >= 0 {
 			c.nodes[j].free = c.nodes[j].free.Add(req)
 			if c.nodes[j].pos >= 0 {
 				heap.Fix(&c.order, c.nodes[j].pos)
@@ -103,6 +104,25 @@ func (c *capacity) releaseNodes(f *Function) {
 		}
 	}
 	c.epoch++
+}
+
+// locate records, once per plan, the index of the node of each of f's bound
+// pods (-1 for a node the snapshot lacks): the hot paths then need no
+// lookup by name.
+func (c *capacity) locate(w *want, arena *[]int32) {
+	f := w.f
+	if len(*arena)+len(f.Pods) > cap(*arena) {
+		*arena = make([]int32, 0, max(4096, 2*len(f.Pods)))
+	}
+	start := len(*arena)
+	for i := range f.Pods {
+		j, ok := c.byName[f.Pods[i].Node]
+		if !ok {
+			j = -1
+		}
+		*arena = append(*arena, int32(j))
+	}
+	w.nodes = (*arena)[start:len(*arena):len(*arena)]
 }
 
 // releaseQuota returns n pods' worth of quota.
@@ -201,12 +221,13 @@ func keepForFire(p *Policy, now time.Time, wants []want, rs []Reservation) []*wa
 // occupy undoes the release of a decrease of f to the given replicas: its
 // bound pods take their room again (all of it when it was going to zero)
 // and its quota the pods it was giving back.
-func (c *capacity) occupy(f *Function, to int32) {
+func (c *capacity) occupy(w *want, to int32) {
+	f := w.f
 	req := podRequest(f)
 	if to == 0 {
-		for i := range f.Pods {
-			if j, ok := c.byName[f.Pods[i].Node]; ok {
-				c.shrink(j, req)
+		for _, j := range w.nodes {
+			if j >= 0 {
+				c.shrink(int(j), req)
 			}
 		}
 		n := int64(len(f.Pods)) + int64(f.PendingPods)
@@ -326,9 +347,11 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 	var claims []claim
 	var cands, guarded []*victim
 	var vs victims
+	var arena []int32
 	for i := range wants {
 		w := &wants[i]
 		f := w.f
+		c.locate(w, &arena)
 		act := -1
 		w.act = -1
 		if w.desired < f.Replicas {
@@ -336,7 +359,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 			w.act = act
 			plan.Actions = append(plan.Actions, action(w, w.desired, w.reason, "", w.why))
 			if w.desired == 0 {
-				c.release(f)
+				c.release(w)
 			} else {
 				c.releaseQuota(f.Namespace, podRequest(f), int64(f.Replicas-w.desired))
 			}
@@ -415,7 +438,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 		if keep := keepForFire(p, now, wants, plan.Reservations); len(keep) > 0 {
 			for _, w := range keep {
 				dropped = append(dropped, w.act)
-				c.occupy(w.f, plan.Actions[w.act].To)
+				c.occupy(w, plan.Actions[w.act].To)
 			}
 			plan.Reservations, forecasts, rs = reserve(c, p, now, wants, cands, synced, horizon)
 		}
@@ -480,7 +503,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 				for _, v := range set {
 					v.evicted = true
 					v.w.evicted = true
-					c.releaseNodes(v.w.f)
+					c.releaseNodes(v.w)
 					c.releaseQuotaRoom(v.w.f.Namespace, v.quota)
 					if v.action >= 0 {
 						dropped = append(dropped, v.action)
@@ -593,7 +616,7 @@ func reclaim(p *Policy, now time.Time, wants []want, cands []*victim, c *capacit
 			"idle (nothing in flight or queued): to "+strconv.Itoa(int(to))+" before its idle and scale-down windows end, for a cron fire whose prewarm at "+
 				prewarm.UTC().Format(time.RFC3339)+" does not fit yet"))
 		if to == 0 {
-			c.release(f)
+			c.release(w)
 		} else {
 			c.releaseQuota(f.Namespace, podRequest(f), int64(f.Replicas-to))
 		}
@@ -658,9 +681,9 @@ func (vs *victims) add(c *capacity, w *want, act, rank int) *victim {
 	f := w.f
 	req := podRequest(f)
 	start := len(vs.rooms)
-	for i := range f.Pods {
-		j, ok := c.byName[f.Pods[i].Node]
-		if !ok || !c.nodes[j].sched {
+	for _, jj := range w.nodes {
+		j := int(jj)
+		if j < 0 || !c.nodes[j].sched {
 			continue
 		}
 		k := slices.IndexFunc(vs.rooms[start:], func(s nodeShare) bool { return s.node == j })

@@ -50,6 +50,8 @@ type want struct {
 	claimed, evicted, kept bool
 	// act is the index of its decrease action in the plan, -1 if none.
 	act int
+	// nodes are the indices of the nodes of its bound pods (see locate).
+	nodes []int32
 }
 
 // Decide is the engine: the snapshot and the policy go in, the plan comes
@@ -773,9 +775,10 @@ func ceilReplicas(v float64) int32 {
 }
 
 // sortActions orders the plan's actions so that room is freed before it is
-// claimed: evictions in the order they were chosen, then zeroing, then other
-// scale-downs, then scale-ups, each by name and namespace (unique, so an
-// unstable sort is deterministic).
+// claimed: evictions in the order they were chosen, then zeroing and other
+// scale-downs, each by name and namespace, then scale-ups in the order
+// their claims were served (sync first, then cron, then async), which is
+// the order that matters if a cycle runs out of time.
 func sortActions(actions []Action) {
 	rank := func(a *Action) int {
 		switch {
@@ -789,11 +792,10 @@ func sortActions(actions []Action) {
 			return 3
 		}
 	}
-	// Evictions keep the order they were chosen in; the rest is sorted by
-	// name within its rank. The actions come mostly in the snapshot's
-	// order, which is often already by name: each rank is bucketed stably
-	// and sorted only if it is not in order. Small keys keep the
-	// comparisons in cache.
+	// Evictions and scale-ups keep the order they were decided in; the
+	// decreases come in the snapshot's order, often already by name: each
+	// rank is bucketed stably and sorted only if it is not in order. Small
+	// keys keep the comparisons in cache.
 	type key struct {
 		i      int32
 		fn, ns string
@@ -812,7 +814,7 @@ func sortActions(actions []Action) {
 	}
 	order := make([]int32, 0, len(actions))
 	for r := range buckets {
-		if r > 0 && !slices.IsSortedFunc(buckets[r], byName) {
+		if r > 0 && r < 3 && !slices.IsSortedFunc(buckets[r], byName) {
 			slices.SortFunc(buckets[r], byName)
 		}
 		for _, k := range buckets[r] {

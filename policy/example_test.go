@@ -62,9 +62,9 @@ func TestWorkedExampleReservations(t *testing.T) {
 	s.Nodes[0].Requested = podRequest(&s.Functions[0])
 	plan := Decide(s, Default(), now)
 	want := []string{
-		"async exports 0->1 activate-async",
 		"cron nightly-etl 0->1 prewarm-cron",
 		"async thumbnails 0->1 activate-async",
+		"async exports 0->1 activate-async",
 		"shortfall async exports insufficient-capacity cpu=2000m mem=2048Mi pods=2",
 		"check activation exports 2026-11-24T01:52:00Z",
 		"check prewarm nightly-etl 2026-11-24T02:00:00Z",

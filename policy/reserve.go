@@ -145,9 +145,9 @@ func reserve(c *capacity, p *Policy, now time.Time, wants []want, pool []*victim
 			at := now.Add(f.RunDuration + grace)
 			if w.fire.Sub(at) > w.lead+p.Interval.Duration+p.Preemption.MinResidency.Duration {
 				req := podRequest(f)
-				for _, pod := range f.Pods {
-					if j, ok := c.byName[pod.Node]; ok && c.nodes[j].sched {
-						rels = append(rels, release{at, j, req})
+				for _, j := range w.nodes {
+					if j >= 0 && c.nodes[j].sched {
+						rels = append(rels, release{at, int(j), req})
 					}
 				}
 			}
@@ -255,8 +255,8 @@ func blockFrom(fut *capacity, wants []want, rs []Reservation, of []*want) time.T
 					continue
 				}
 				req := podRequest(f)
-				for _, pod := range f.Pods {
-					if j, ok := fut.byName[pod.Node]; ok {
+				for _, j := range wants[k].nodes {
+					if j >= 0 {
 						async[j] = async[j].Add(req)
 					}
 				}
@@ -366,7 +366,7 @@ func prewarmEarly(p *Policy, now time.Time, c *capacity, wants []want, plan *Pla
 				// Going to zero just in time: it keeps its replicas instead.
 				keep = append(keep, w)
 				w.kept, again = true, true
-				c.occupy(f, w.desired)
+				c.occupy(w, w.desired)
 				if f.Replicas >= lo {
 					w.set(f.Replicas, "", classNone, "")
 					continue

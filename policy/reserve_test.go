@@ -68,8 +68,8 @@ func TestDecideReservations(t *testing.T) {
 				fn("report", TierCron, 0, schedule("5 12 * * *")),
 				fn("jobs", TierAsync, 0, pending(25), runs(10*time.Minute))),
 			want: []string{
-				"async jobs 0->2 activate-async",
 				"cron report 0->1 prewarm-cron",
+				"async jobs 0->2 activate-async",
 				"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1",
 				"check activation jobs 2026-11-24T12:02:00Z",
 				"check prewarm report 2026-11-24T12:05:00Z",
@@ -86,8 +86,8 @@ func TestDecideReservations(t *testing.T) {
 				fn("report", TierCron, 0, schedule("5 12 * * *")),
 				fn("jobs", TierAsync, 0, pending(25), runs(10*time.Minute))),
 			want: []string{
-				"async jobs 0->1 activate-async",
 				"cron report 0->1 prewarm-cron",
+				"async jobs 0->1 activate-async",
 				"shortfall async jobs insufficient-capacity cpu=1000m mem=512Mi pods=2",
 				"check activation jobs 2026-11-24T12:02:00Z",
 				"check prewarm report 2026-11-24T12:05:00Z",
@@ -107,8 +107,8 @@ func TestDecideReservations(t *testing.T) {
 				fn("report", TierCron, 0, schedule("5 12 * * *")),
 				fn("jobs", TierAsync, 0, pending(25), runs(time.Minute))),
 			want: []string{
-				"async jobs 0->2 activate-async",
 				"cron report 0->1 prewarm-cron",
+				"async jobs 0->2 activate-async",
 				"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1",
 				"check activation jobs 2026-11-24T12:02:00Z",
 				"check prewarm report 2026-11-24T12:05:00Z",
@@ -119,8 +119,8 @@ func TestDecideReservations(t *testing.T) {
 				fn("report", TierCron, 0, schedule("5 12 * * *")),
 				fn("jobs", TierAsync, 1, pending(40), runs(10*time.Minute), lastRun(time.Second), on("n1"))),
 			want: []string{
-				"async jobs 1->3 scale-up-pending",
 				"cron report 0->1 prewarm-cron",
+				"async jobs 1->3 scale-up-pending",
 				"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1",
 				"check prewarm report 2026-11-24T12:05:00Z",
 			},
@@ -172,8 +172,8 @@ func TestDecideReservations(t *testing.T) {
 			want: []string{
 				"cron c2 1->0 evict-for-capacity for report.openfaas-fn",
 				"cron c1 1->0 evict-for-capacity for jobs.openfaas-fn",
-				"async jobs 0->1 activate-async",
 				"cron report 0->1 prewarm-cron",
+				"async jobs 0->1 activate-async",
 				"check activation jobs 2026-11-24T12:02:00Z",
 				"check prewarm report 2026-11-24T12:05:00Z",
 			},

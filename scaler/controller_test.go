@@ -39,9 +39,21 @@ type harness struct {
 // newHarness builds a controller over a fake cluster holding deps (their
 // pods bound to n1) and the given nodes, and a fake Prometheus that knows
 // every function and reports no traffic.
+// patientPolicy is the default policy with the windows these tests were
+// written for (a 2m grace period, 5m idleAfter and residency, a 30s margin),
+// so that they test the controller, not the defaults.
+func patientPolicy() *policy.Policy {
+	p := policy.Default()
+	p.Tiers.Cron.GracePeriod.Duration = 2 * time.Minute
+	p.Tiers.Cron.Margin.Duration = 30 * time.Second
+	p.Tiers.Async.IdleAfter.Duration = 5 * time.Minute
+	p.Preemption.MinResidency.Duration = 5 * time.Minute
+	return p
+}
+
 func newHarness(t *testing.T, deps []appsv1.Deployment, nodes []corev1.Node, mods ...func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, p: policy.Default(), rec: &fakeRecorder{}, sink: &fakeSink{}, now: t0}
+	h := &harness{t: t, p: patientPolicy(), rec: &fakeRecorder{}, sink: &fakeSink{}, now: t0}
 	h.cl = &fakeCluster{st: ClusterState{Nodes: nodes}}
 	for _, d := range deps {
 		h.cl.st.Deployments = append(h.cl.st.Deployments, *d.DeepCopy())
