@@ -800,11 +800,19 @@ func sortActions(actions []Action) {
 		i      int32
 		fn, ns string
 	}
+	var counts [4]int
+	ranks := make([]int8, len(actions))
+	for i := range actions {
+		ranks[i] = int8(rank(&actions[i]))
+		counts[ranks[i]]++
+	}
 	var buckets [4][]key
+	for r := range buckets {
+		buckets[r] = make([]key, 0, counts[r])
+	}
 	for i := range actions {
 		a := &actions[i]
-		r := rank(a)
-		buckets[r] = append(buckets[r], key{int32(i), a.Function, a.Namespace})
+		buckets[ranks[i]] = append(buckets[ranks[i]], key{int32(i), a.Function, a.Namespace})
 	}
 	byName := func(a, b key) int {
 		if c := strings.Compare(a.fn, b.fn); c != 0 {
@@ -812,18 +820,29 @@ func sortActions(actions []Action) {
 		}
 		return strings.Compare(a.ns, b.ns)
 	}
-	order := make([]int32, 0, len(actions))
+	// dest[i] is where action i goes.
+	dest := make([]int32, len(actions))
+	k := int32(0)
+	identity := true
 	for r := range buckets {
 		if r > 0 && r < 3 && !slices.IsSortedFunc(buckets[r], byName) {
 			slices.SortFunc(buckets[r], byName)
 		}
-		for _, k := range buckets[r] {
-			order = append(order, k.i)
+		for _, b := range buckets[r] {
+			dest[b.i] = k
+			identity = identity && b.i == k
+			k++
 		}
 	}
-	sorted := make([]Action, len(actions))
-	for k, i := range order {
-		sorted[k] = actions[i]
+	if identity {
+		return
 	}
-	copy(actions, sorted)
+	// Permute in place, cycle by cycle: the actions are large.
+	for i := range actions {
+		for dest[i] != int32(i) {
+			j := dest[i]
+			actions[i], actions[j] = actions[j], actions[i]
+			dest[i], dest[j] = dest[j], dest[i]
+		}
+	}
 }
