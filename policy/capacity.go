@@ -380,7 +380,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 			continue
 		}
 		if w.check != nil && w.desired > 0 {
-			plan.Checks = append(plan.Checks, *w.check)
+			w.checked = true
 		}
 		// OpenFaaS CE's provider puts a function at 0 back to 1: on CE
 		// nothing is evicted.
@@ -397,26 +397,22 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 	// Async claims go shortest work first within their class: each must
 	// leave the reservations that start before its work ends, and the room
 	// they hold back only grows along the class.
-	slices.SortFunc(claims, func(a, b claim) int {
+	// The wants are in function order: a stable sort keeps it within a
+	// class and a horizon.
+	slices.SortStableFunc(claims, func(a, b claim) int {
 		if a.class != b.class {
 			return cmp.Compare(a.class, b.class)
 		}
-		if c := cmp.Compare(a.until, b.until); c != 0 {
-			return c
-		}
-		return compareFunctions(a.w.f, b.w.f)
+		return cmp.Compare(a.until, b.until)
 	})
 	byOrder := func(x, y *victim) int {
 		if x.rank != y.rank {
 			return cmp.Compare(x.rank, y.rank)
 		}
-		if c := x.w.f.LastRun.Compare(y.w.f.LastRun); c != 0 {
-			return c
-		}
-		return compareFunctions(x.w.f, y.w.f)
+		return x.w.f.LastRun.Compare(y.w.f.LastRun)
 	}
-	slices.SortFunc(cands, byOrder)
-	slices.SortFunc(guarded, byOrder)
+	slices.SortStableFunc(cands, byOrder)
+	slices.SortStableFunc(guarded, byOrder)
 
 	e := newEvictor(c, cands)
 	budget := max(0, p.MaxEvictions())
@@ -528,7 +524,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 			plan.Actions = append(plan.Actions, a)
 		}
 		if cl.w.check != nil && f.Replicas+grow > 0 {
-			plan.Checks = append(plan.Checks, *cl.w.check)
+			cl.w.checked = true
 		}
 		if placed < cl.pods && cl.class == classCron && cl.w.check != nil && s.MetricsAvailable {
 			cronShort = true
@@ -559,31 +555,12 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 	}
 	sortActions(plan.Actions)
 	sortReservations(plan.Reservations)
-	sortChecks(plan.Checks)
-}
-
-// sortChecks puts checks in function order, whatever the order of the
-// snapshot. Sorting indices keeps the swaps cheap.
-func sortChecks(checks []ReadinessCheck) {
-	order := make([]int32, len(checks))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(i, j int32) int {
-		a, b := &checks[i], &checks[j]
-		if c := strings.Compare(a.Function, b.Function); c != 0 {
-			return c
+	// Checks in function order, as the wants are.
+	for i := range wants {
+		if wants[i].checked {
+			plan.Checks = append(plan.Checks, *wants[i].check)
 		}
-		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
-			return c
-		}
-		return strings.Compare(string(a.Kind), string(b.Kind))
-	})
-	sorted := make([]ReadinessCheck, len(checks))
-	for k, i := range order {
-		sorted[k] = checks[i]
 	}
-	copy(checks, sorted)
 }
 
 // reclaim returns idle async functions to their floor, ahead of their

@@ -37,8 +37,9 @@ type want struct {
 	guard      string
 	guardUntil time.Time
 	// check is a readiness check to put in the plan if the function's
-	// scale-up is placed (or it already has replicas).
-	check *ReadinessCheck
+	// scale-up is placed (or it already has replicas); checked: it is.
+	check   *ReadinessCheck
+	checked bool
 	// usage is the record of a usage-driven scale-up.
 	usage *UsageStep
 	// fire and lead are a cron function's next fire time and prewarm lead.
@@ -73,12 +74,29 @@ func Decide(s *Snapshot, p *Policy, now time.Time) *Plan {
 	}
 	r := rules{p: p, now: now, metrics: s.MetricsAvailable, fast: s.Fast, next: map[string]time.Time{}, lastFire: map[string]bool{},
 		nextTexts: map[string]string{}, lookaheadText: p.Tiers.Cron.Lookahead.Duration.String()}
+	// The wants are in function order, whatever the snapshot's (usually
+	// already in it): every later stage then needs only cheap stable sorts
+	// on numbers, and its output is in function order by construction.
+	order := functionOrder(s.Functions)
 	wants := make([]want, len(s.Functions))
-	for i := range s.Functions {
-		wants[i] = r.decide(&s.Functions[i])
+	for i, k := range order {
+		wants[i] = r.decide(&s.Functions[k])
 	}
 	fitCapacity(s, p, wants, plan, now)
 	return plan
+}
+
+// functionOrder returns the indices of fs by name, then namespace.
+func functionOrder(fs []Function) []int32 {
+	order := make([]int32, len(fs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	less := func(i, j int32) int { return compareFunctions(&fs[i], &fs[j]) }
+	if !slices.IsSortedFunc(order, less) {
+		slices.SortFunc(order, less)
+	}
+	return order
 }
 
 // rules applies the per-tier rules to one function at a time.

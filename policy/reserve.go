@@ -102,9 +102,8 @@ type reserver struct {
 
 // release is room a running cron job gives back when it ends.
 type release struct {
-	at   time.Time
-	node int
-	room Resources
+	at int64 // Unix nanoseconds
+	w  *want
 }
 
 // reserve places the reservations of the cron fires in (now, now+horizon]
@@ -144,12 +143,7 @@ func reserve(c *capacity, p *Policy, now time.Time, wants []want, pool []*victim
 		if after > 0 && f.RunDuration > 0 && f.Inflight.Known && f.Inflight.Value > 0 {
 			at := now.Add(f.RunDuration + grace)
 			if w.fire.Sub(at) > w.lead+p.Interval.Duration+p.Preemption.MinResidency.Duration {
-				req := podRequest(f)
-				for _, j := range w.nodes {
-					if j >= 0 && c.nodes[j].sched {
-						rels = append(rels, release{at, int(j), req})
-					}
-				}
+				rels = append(rels, release{at.UnixNano(), w})
 			}
 		}
 	}
@@ -163,7 +157,7 @@ func reserve(c *capacity, p *Policy, now time.Time, wants []want, pool []*victim
 		}
 		return compareFunctions(a.w.f, b.w.f)
 	})
-	slices.SortFunc(rels, func(a, b release) int { return a.at.Compare(b.at) })
+	slices.SortStableFunc(rels, func(a, b release) int { return cmp.Compare(a.at, b.at) })
 
 	// The room then: free now, plus the idle functions' room.
 	fut := c.clone()
@@ -190,9 +184,14 @@ func reserve(c *capacity, p *Policy, now time.Time, wants []want, pool []*victim
 	for _, fr := range fires {
 		f := fr.w.f
 		prewarm := fr.w.fire.Add(-fr.w.lead)
-		for ; r < len(rels) && !rels[r].at.After(prewarm); r++ {
-			rel[rels[r].node] = rel[rels[r].node].Add(rels[r].room)
-			fut.grow(rels[r].node, rels[r].room)
+		for ; r < len(rels) && rels[r].at <= prewarm.UnixNano(); r++ {
+			room := podRequest(rels[r].w.f)
+			for _, j := range rels[r].w.nodes {
+				if j >= 0 && c.nodes[j].sched {
+					rel[j] = rel[j].Add(room)
+					fut.grow(int(j), room)
+				}
+			}
 		}
 		req := podRequest(f)
 		res := Reservation{Function: f.Name, Namespace: f.Namespace, Fire: fr.w.fire, Prewarm: prewarm}
