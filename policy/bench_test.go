@@ -7,17 +7,19 @@ import (
 	"time"
 )
 
-// synthetic builds a cluster of n functions on n/10 nodes with 3n pods (3
-// replicas each on average: 10% sync, 60% cron, 30% async) where a third of
-// the functions want a change: sync functions refusing requests, cron
-// functions due for a prewarm, async functions with pending work. The nodes
-// are nearly full, so claims need evictions and some end as shortfalls.
+// synthetic builds a cluster of n functions on n/10 nodes (10% sync, 60%
+// cron on realistic schedules, 30% async) in a steady state where a third
+// of the functions want a change: sync functions refusing requests, cron
+// functions due for a prewarm, async functions with pending work; idle cron
+// functions wait at zero for their fires, which hold reservations. The
+// nodes are nearly full, so claims need evictions and some end as
+// shortfalls.
 func synthetic(n int) (*Snapshot, *Policy) {
 	p := testPolicy()
 	nodes := max(1, n/10)
 	s := &Snapshot{MetricsAvailable: true, Nodes: make([]Node, nodes), Functions: make([]Function, 0, n)}
 	for i := range s.Nodes {
-		s.Nodes[i] = Node{Name: fmt.Sprintf("node-%05d", i), Allocatable: Resources{13000, 64 * gib, 110}, Schedulable: true}
+		s.Nodes[i] = Node{Name: fmt.Sprintf("node-%05d", i), Allocatable: Resources{11000, 64 * gib, 110}, Schedulable: true}
 	}
 	// Schedules spread as in real clusters: frequent pollers, hourly jobs at
 	// every minute of the hour, jobs every few hours, daily jobs in office
@@ -67,20 +69,28 @@ func synthetic(n int) (*Snapshot, *Policy) {
 			if change {
 				f = fn(name, TierSync, 3, load(5, 20, 12), lastScale(time.Hour))
 			} else {
-				f = fn(name, TierSync, 3, inflight(7), lastScale(time.Minute))
+				f = fn(name, TierSync, 3, inflight(7), lastScale(time.Hour))
 			}
 		case i%10 < 7: // cron
 			if change {
 				f = fn(name, TierCron, 0, sched("1 12 * * *"))
 			} else {
-				f = fn(name, TierCron, 4, sched(realistic(i)), lastRun(time.Duration(i%300)*time.Minute), lastScale(time.Hour), inflight(float64(i%2)),
+				// In the steady state a running job has its replicas and
+				// an idle one is already at zero, waiting for its fire
+				// (just-in-time prewarm).
+				running := i % 2
+				f = fn(name, TierCron, int32(4*running), sched(realistic(i)), lastRun(time.Duration(i%300)*time.Minute), lastScale(time.Hour), inflight(float64(11*running)),
 					func(f *Function) { f.RunDuration = time.Duration(1+i%20) * time.Minute })
 			}
 		default: // async
 			if change {
 				f = fn(name, TierAsync, 0, pending(25), func(f *Function) { f.RunDuration = time.Duration(1+i%30) * time.Minute })
 			} else {
-				f = fn(name, TierAsync, 5, lastRun(time.Duration(i%4)*time.Minute), lastScale(time.Hour))
+				if i%4 == 0 { // idle since a few minutes: a candidate
+					f = fn(name, TierAsync, 1, lastRun(time.Duration(1+i%4)*time.Minute), lastScale(time.Hour))
+				} else { // busy with its 5 replicas
+					f = fn(name, TierAsync, 5, inflight(14), lastRun(time.Second), lastScale(time.Hour))
+				}
 			}
 		}
 		place(&f)
