@@ -249,12 +249,13 @@ func (n *Notifier) Sync(_ context.Context, now time.Time, shortfalls []policy.Sh
 	}
 	out = append(out, n.dueLocked(now)...)
 	n.lastSync = now
+	n.enqueueLocked(out)
 	n.mu.Unlock()
+	n.updateQueued()
 
 	for _, name := range AlertNames {
 		n.o.Metrics.AlertsFiring.WithLabelValues(name).Set(float64(firing[name]))
 	}
-	n.enqueue(out)
 	n.syncOnce.Do(func() {
 		close(n.synced)
 		for _, t := range n.targets {
@@ -290,19 +291,22 @@ func (n *Notifier) resend(now time.Time) {
 		n.mu.Unlock()
 		return
 	}
-	out := n.dueLocked(now)
+	n.enqueueLocked(n.dueLocked(now))
 	n.mu.Unlock()
-	n.enqueue(out)
+	n.updateQueued()
 }
 
-func (n *Notifier) enqueue(alerts []PostableAlert) {
+// enqueueLocked queues alerts for every Alertmanager. Called with n.mu held:
+// the versions of one alert are then queued in the order they were made,
+// so that a re-post computed before a resolution can never replace it in a
+// queue (the alert would stay firing until its endsAt).
+func (n *Notifier) enqueueLocked(alerts []PostableAlert) {
 	if len(alerts) == 0 {
 		return
 	}
 	for _, t := range n.targets {
 		t.enqueue(alerts)
 	}
-	n.updateQueued()
 }
 
 func (n *Notifier) updateQueued() {

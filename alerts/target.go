@@ -315,12 +315,16 @@ func (t *target) cleanup(ctx context.Context) error {
 		}
 		stale = append(stale, r)
 	}
+	// Queued under n.mu, like every other version of an alert (see
+	// Notifier.enqueueLocked).
+	if len(stale) > 0 {
+		t.enqueue(stale)
+	}
 	t.n.mu.Unlock()
 	for _, r := range stale {
 		t.log.Info("resolving an alert an earlier run left firing", alertKV(r)...)
 	}
 	if len(stale) > 0 {
-		t.enqueue(stale)
 		t.n.updateQueued()
 	}
 	return nil
