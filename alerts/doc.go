@@ -92,8 +92,17 @@
 // routed back, are ignored; functions tierscaler does not watch
 // (scaler.ErrUnknownFunction) are counted and ignored.
 //
+// The work of one request is bounded whatever its body: the alerts are read
+// in one pass, each function is activated once, at most MaxFunctions (100)
+// functions per request (the rest are counted as over-limit and not
+// activated: group alerts by function_name if one notification names more),
+// with a single Activator call that reads the cluster state once; at most
+// MaxConcurrent (4) requests activate at once, and the activations stop when
+// the request's timeout (20s) ends.
+//
 // Answers: 200 with a JSON WebhookResult for a valid payload (unknown
-// functions included); 503 when an activation failed otherwise (so that
+// functions included); 503 when an activation failed otherwise, or with
+// Retry-After when no activation slot freed within the timeout (so that
 // Alertmanager retries); 401 with WWW-Authenticate without valid
 // credentials; 413 for a body over 1 MiB; 400 with the reason for a body
 // that is not one JSON object of the payload's shape; 405 (Allow: POST) for
@@ -117,9 +126,10 @@
 //	tierscaler_alerts_queued
 //	tierscaler_webhook_requests_total{path,result}   ok, unauthorized, too-large,
 //	                                                 bad-request, method-not-allowed,
-//	                                                 not-found (path "other"), error
+//	                                                 not-found (path "other"), error, busy
 //	tierscaler_webhook_alerts_total{result}          activated, unknown-function,
-//	                                                 error, resolved, ignored, invalid
+//	                                                 error, resolved, ignored, invalid,
+//	                                                 over-limit
 //	tierscaler_webhook_request_duration_seconds{path}
 //
 // # Why own wire types

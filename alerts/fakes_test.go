@@ -190,19 +190,21 @@ type fakeActivator struct {
 	at      []time.Time
 }
 
-func (a *fakeActivator) Activate(_ context.Context, namespace, name string) error {
+func (a *fakeActivator) ActivateAll(_ context.Context, fns []scaler.FunctionRef) []error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	key := name + "." + namespace
-	a.calls = append(a.calls, key)
-	a.at = append(a.at, time.Now())
-	if a.unknown[key] {
-		return fmt.Errorf("%w %s", scaler.ErrUnknownFunction, key)
+	errs := make([]error, len(fns))
+	for i, f := range fns {
+		key := f.Key()
+		a.calls = append(a.calls, key)
+		a.at = append(a.at, time.Now())
+		if a.unknown[key] {
+			errs[i] = fmt.Errorf("%w %s", scaler.ErrUnknownFunction, key)
+		} else if err := a.fail[key]; err != nil {
+			errs[i] = err
+		}
 	}
-	if err := a.fail[key]; err != nil {
-		return err
-	}
-	return nil
+	return errs
 }
 
 func (a *fakeActivator) Calls() []string {

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+
+	"github.com/tierscaler/tierscaler/scaler"
 )
 
 type nopActivator struct{}
 
-func (nopActivator) Activate(context.Context, string, string) error { return nil }
+func (nopActivator) ActivateAll(_ context.Context, fns []scaler.FunctionRef) []error {
+	return make([]error, len(fns))
+}
 
 // FuzzParseWebhook checks that the webhook parser and what the handler does
 // with its result never panic, and that what parses survives a round trip.
@@ -39,7 +43,7 @@ func FuzzParseWebhook(f *testing.F) {
 			t.Fatal("ParseWebhook returned neither a message nor an error")
 		}
 		res := h.Handle(context.Background(), m)
-		if got := len(res.Activated) + len(res.Unknown) + len(res.Failed) + len(res.Invalid) + res.Resolved + res.Ignored; got != len(m.Alerts) {
+		if got := len(res.Activated) + len(res.Unknown) + len(res.Failed) + len(res.Invalid) + res.Resolved + res.Ignored + res.OverLimit; got != len(m.Alerts) {
 			t.Fatalf("Handle accounted for %d of %d alerts: %+v", got, len(m.Alerts), res)
 		}
 		for _, a := range m.Alerts {

@@ -31,6 +31,9 @@ const (
 	// function (the API server is unreachable, say); the answer is 503 so
 	// that Alertmanager retries.
 	RequestError = "error"
+	// RequestBusy: MaxConcurrent requests were activating and none finished
+	// within the request's timeout; the answer is 503 with Retry-After.
+	RequestBusy = "busy"
 )
 
 // The result label values of tierscaler_webhook_alerts_total.
@@ -48,6 +51,9 @@ const (
 	WebhookIgnored = "ignored"
 	// WebhookInvalid: an invalid function_name or status.
 	WebhookInvalid = "invalid"
+	// WebhookOverLimit: a function beyond the per-request limit
+	// (WebhookOptions.MaxFunctions); it was not activated.
+	WebhookOverLimit = "over-limit"
 )
 
 // Metrics are the alerts package's tierscaler_* metrics.
@@ -94,11 +100,11 @@ func NewMetrics() *Metrics {
 		}),
 		WebhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tierscaler_webhook_requests_total",
-			Help: "Alertmanager webhook requests by path and result (ok, unauthorized, too-large, bad-request, method-not-allowed, not-found, error).",
+			Help: "Alertmanager webhook requests by path and result (ok, unauthorized, too-large, bad-request, method-not-allowed, not-found, error, busy).",
 		}, []string{"path", "result"}),
 		WebhookAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tierscaler_webhook_alerts_total",
-			Help: "Alerts of webhook requests by result (activated, unknown-function, error, resolved, ignored, invalid).",
+			Help: "Alerts of webhook requests by result (activated, unknown-function, error, resolved, ignored, invalid, over-limit).",
 		}, []string{"result"}),
 		WebhookDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tierscaler_webhook_request_duration_seconds",

@@ -34,13 +34,20 @@ const (
 const (
 	DefaultMaxBodyBytes   = 1 << 20
 	DefaultWebhookTimeout = 20 * time.Second
+	// DefaultMaxFunctions bounds the functions one request activates.
+	DefaultMaxFunctions = 100
+	// DefaultMaxConcurrent bounds the requests that activate at once.
+	DefaultMaxConcurrent = 4
 )
 
-// Activator records an activation request for a function and triggers a
-// reconcile; *scaler.Controller satisfies it. An error wrapping
-// scaler.ErrUnknownFunction means tierscaler does not watch the function.
+// Activator records activation requests for functions and triggers a
+// reconcile; *scaler.Controller satisfies it. It is called once per webhook
+// request with every function of the request, and returns one error per
+// function, in order: nil, one wrapping scaler.ErrUnknownFunction when
+// tierscaler does not watch the function, or the reason it failed. It must
+// honour ctx.
 type Activator interface {
-	Activate(ctx context.Context, namespace, name string) error
+	ActivateAll(ctx context.Context, fns []scaler.FunctionRef) []error
 }
 
 var _ Activator = (*scaler.Controller)(nil)
@@ -58,8 +65,18 @@ type WebhookOptions struct {
 	// MaxBodyBytes bounds a request body (default 1 MiB); a larger one is
 	// answered 413.
 	MaxBodyBytes int64
-	// Timeout bounds the activations of one request (default 20s).
+	// Timeout bounds the activations of one request, the wait for a
+	// concurrency slot included (default 20s).
 	Timeout time.Duration
+	// MaxFunctions bounds the distinct functions one request activates
+	// (default 100); the functions beyond it are counted in the answer's
+	// overLimit and in tierscaler_webhook_alerts_total{result="over-limit"},
+	// and not activated.
+	MaxFunctions int
+	// MaxConcurrent bounds the requests that activate at once (default 4). A
+	// request that finds no slot within Timeout is answered 503 with
+	// Retry-After, and Alertmanager retries it.
+	MaxConcurrent int
 	// Metrics default to a fresh, unregistered set.
 	Metrics *Metrics
 	Log     logr.Logger
@@ -71,6 +88,8 @@ type WebhookOptions struct {
 type WebhookHandler struct {
 	o   WebhookOptions
 	log logr.Logger
+	// slots bounds the requests that activate at once.
+	slots chan struct{}
 }
 
 // NewWebhookHandler checks the options and returns the handler.
@@ -93,10 +112,16 @@ func NewWebhookHandler(o WebhookOptions) (*WebhookHandler, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultWebhookTimeout
 	}
+	if o.MaxFunctions <= 0 {
+		o.MaxFunctions = DefaultMaxFunctions
+	}
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = DefaultMaxConcurrent
+	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics()
 	}
-	h := &WebhookHandler{o: o, log: o.Log.WithName("webhook")}
+	h := &WebhookHandler{o: o, log: o.Log.WithName("webhook"), slots: make(chan struct{}, o.MaxConcurrent)}
 	if o.Auth.Mode() == AuthNone {
 		h.log.Info("WARNING: webhook authentication is off (--webhook-auth=none): anyone who reaches the webhook port can activate any function tierscaler watches")
 	}
@@ -118,12 +143,19 @@ type WebhookResult struct {
 	// a function_name, duplicates and tierscaler's own alerts.
 	Resolved int `json:"resolved"`
 	Ignored  int `json:"ignored"`
+	// OverLimit counts the functions beyond the per-request limit
+	// (WebhookOptions.MaxFunctions); they were not activated.
+	OverLimit int `json:"overLimit,omitempty"`
+	// Busy says the request found no free activation slot within its
+	// timeout: nothing was activated, the answer is 503 with Retry-After.
+	Busy bool `json:"busy,omitempty"`
 }
 
 // ServeHTTP answers 404 for another path, 405 for another method, 401
 // without valid credentials, 413 for a body over the limit, 400 for a body
-// that is not a webhook payload, 503 when an activation failed (Alertmanager
-// retries), and 200 otherwise, unknown functions included.
+// that is not a webhook payload, 503 when an activation failed or too many
+// requests are activating at once (Alertmanager retries), and 200
+// otherwise, unknown functions included.
 func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	path := r.URL.Path
@@ -182,13 +214,17 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	res := h.Handle(ctx, msg)
 	code, result := http.StatusOK, RequestOK
-	if len(res.Failed) > 0 {
+	switch {
+	case res.Busy:
+		code, result = http.StatusServiceUnavailable, RequestBusy
+		w.Header().Set("Retry-After", "1")
+	case len(res.Failed) > 0:
 		code, result = http.StatusServiceUnavailable, RequestError
 	}
 	h.count(path, result)
-	h.log.Info("webhook", "path", path, "receiver", msg.Receiver, "alerts", len(msg.Alerts), "activated", res.Activated,
-		"unknown", res.Unknown, "failed", res.Failed, "invalid", len(res.Invalid), "resolved", res.Resolved, "ignored", res.Ignored,
-		"duration", time.Since(start))
+	h.log.Info("webhook", "path", path, "receiver", msg.Receiver, "alerts", len(msg.Alerts), "activated", len(res.Activated),
+		"unknown", len(res.Unknown), "failed", len(res.Failed), "invalid", len(res.Invalid), "resolved", res.Resolved, "ignored", res.Ignored,
+		"overLimit", res.OverLimit, "busy", res.Busy, "duration", time.Since(start))
 	body, _ := json.Marshal(res)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -205,12 +241,18 @@ func (h *WebhookHandler) count(path, result string) {
 }
 
 // Handle acts on a parsed payload: each firing alert with a function_name
-// activates its function once; resolved alerts, alerts without a
-// function_name and tierscaler's own alerts are ignored.
+// activates its function once, at most MaxFunctions functions per payload,
+// with one call to the Activator; resolved alerts, alerts without a
+// function_name and tierscaler's own alerts are ignored. The work of one
+// payload is bounded whatever its size: one pass over the alerts, one
+// cluster read, at most MaxFunctions activations, MaxConcurrent payloads at
+// once, and none of it after ctx ends.
 func (h *WebhookHandler) Handle(ctx context.Context, msg *WebhookMessage) WebhookResult {
 	res := WebhookResult{Activated: []string{}}
 	tally := func(result string) { h.o.Metrics.WebhookAlerts.WithLabelValues(result).Inc() }
 	seen := map[string]bool{}
+	var refs []scaler.FunctionRef
+	var alertNames []string
 	for i, al := range msg.Alerts {
 		status := al.Status
 		if status == "" {
@@ -250,7 +292,37 @@ func (h *WebhookHandler) Handle(ctx context.Context, msg *WebhookMessage) Webhoo
 			continue
 		}
 		seen[key] = true
-		err = h.o.Activator.Activate(ctx, ns, name)
+		if len(refs) >= h.o.MaxFunctions {
+			res.OverLimit++
+			tally(WebhookOverLimit)
+			continue
+		}
+		refs = append(refs, scaler.FunctionRef{Namespace: ns, Name: name})
+		alertNames = append(alertNames, al.Labels[LabelAlertName])
+	}
+	if res.OverLimit > 0 {
+		h.log.Info("webhook payload names more functions than one request may activate; the rest were not activated (group alerts by function_name)",
+			"limit", h.o.MaxFunctions, "overLimit", res.OverLimit)
+	}
+	if len(refs) == 0 {
+		return res
+	}
+	if !h.acquire(ctx) {
+		res.Busy = true
+		for _, r := range refs {
+			res.Failed = append(res.Failed, r.Key()+": too many webhook requests at once; retry later")
+			tally(WebhookError)
+		}
+		return res
+	}
+	defer func() { <-h.slots }()
+	errs := h.o.Activator.ActivateAll(ctx, refs)
+	for i, r := range refs {
+		key := r.Key()
+		var err error
+		if i < len(errs) {
+			err = errs[i]
+		}
 		switch {
 		case err == nil:
 			res.Activated = append(res.Activated, key)
@@ -261,10 +333,25 @@ func (h *WebhookHandler) Handle(ctx context.Context, msg *WebhookMessage) Webhoo
 		default:
 			res.Failed = append(res.Failed, key+": "+err.Error())
 			tally(WebhookError)
-			h.log.Error(err, "activation failed", "function", key, "alertname", al.Labels[LabelAlertName])
+			h.log.Error(err, "activation failed", "function", key, "alertname", alertNames[i])
 		}
 	}
 	return res
+}
+
+// acquire takes an activation slot, waiting until ctx ends for one.
+func (h *WebhookHandler) acquire(ctx context.Context) bool {
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // ParseWebhook decodes an Alertmanager webhook payload (version "4", the

@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tierscaler/tierscaler/scaler"
 )
 
 const (
@@ -242,7 +244,7 @@ func TestWebhookRecoversFromAPanickingActivator(t *testing.T) {
 
 type panicActivator struct{}
 
-func (panicActivator) Activate(_ context.Context, _, _ string) error { panic("boom") }
+func (panicActivator) ActivateAll(context.Context, []scaler.FunctionRef) []error { panic("boom") }
 
 func TestNewWebhookHandlerErrors(t *testing.T) {
 	auth, err := NewAuthenticator(AuthOptions{Mode: AuthNone})

@@ -214,41 +214,93 @@ func (c *Controller) Trigger() {
 	}
 }
 
-// Activate records an activation (or scale-up) request for a function, as an
-// Alertmanager webhook makes one, and triggers a reconcile. The leader keeps
-// it in memory; another replica writes it to the Deployment's
-// tierscaler.io/activation-requested annotation, where the leader's informer
-// sees it.
+// FunctionRef names a function: Name in Namespace.
+type FunctionRef struct{ Namespace, Name string }
+
+// Key is the function's OpenFaaS function_name, name.namespace.
+func (r FunctionRef) Key() string { return r.Name + "." + r.Namespace }
+
+// Activate records an activation (or scale-up) request for one function;
+// see ActivateAll.
 func (c *Controller) Activate(ctx context.Context, namespace, name string) error {
-	st, err := c.o.Cluster.State(ctx)
-	if err != nil {
-		c.o.Metrics.ActivationRequests.WithLabelValues("error").Inc()
-		return err
-	}
-	var d *appsv1.Deployment
-	for i := range st.Deployments {
-		if st.Deployments[i].Namespace == namespace && st.Deployments[i].Name == name {
-			d = &st.Deployments[i]
+	return c.ActivateAll(ctx, []FunctionRef{{Namespace: namespace, Name: name}})[0]
+}
+
+// ActivateAll records activation (or scale-up) requests for functions, as
+// an Alertmanager webhook makes them, and triggers one reconcile. It reads
+// the cluster state once, whatever the number of functions, and returns one
+// error per function, in order: nil, one wrapping ErrUnknownFunction for a
+// function tierscaler does not watch, or the reason it failed. The leader
+// keeps the requests in memory; another replica writes each to its
+// Deployment's tierscaler.io/activation-requested annotation, where the
+// leader's informer sees it, and stops writing when ctx ends.
+func (c *Controller) ActivateAll(ctx context.Context, fns []FunctionRef) []error {
+	errs := make([]error, len(fns))
+	fail := func(from int, err error) {
+		for i := from; i < len(fns); i++ {
+			if errs[i] == nil {
+				errs[i] = err
+				c.o.Metrics.ActivationRequests.WithLabelValues("error").Inc()
+			}
 		}
 	}
-	if d == nil {
-		c.o.Metrics.ActivationRequests.WithLabelValues("unknown-function").Inc()
-		return fmt.Errorf("%w %s.%s", ErrUnknownFunction, name, namespace)
+	if len(fns) == 0 {
+		return errs
+	}
+	if err := ctx.Err(); err != nil {
+		fail(0, err)
+		return errs
+	}
+	st, err := c.o.Cluster.State(ctx)
+	if err != nil {
+		fail(0, err)
+		return errs
+	}
+	want := make(map[string]*appsv1.Deployment, len(fns))
+	for _, f := range fns {
+		want[f.Key()] = nil
+	}
+	for i := range st.Deployments {
+		d := &st.Deployments[i]
+		if _, ok := want[d.Name+"."+d.Namespace]; ok {
+			want[d.Name+"."+d.Namespace] = d
+		}
 	}
 	now := c.o.Now()
 	c.mu.Lock()
-	c.activation[name+"."+namespace] = now
 	leader := c.leader
-	c.mu.Unlock()
-	if !leader && !c.o.DryRun {
-		if err := c.o.Cluster.Annotate(ctx, d, map[string]string{policy.AnnotationActivationRequested: now.UTC().Format(time.RFC3339)}); err != nil {
-			c.o.Metrics.ActivationRequests.WithLabelValues("error").Inc()
-			return fmt.Errorf("record the activation request on %s.%s: %w", name, namespace, err)
+	for i, f := range fns {
+		if want[f.Key()] == nil {
+			errs[i] = fmt.Errorf("%w %s", ErrUnknownFunction, f.Key())
+			c.o.Metrics.ActivationRequests.WithLabelValues("unknown-function").Inc()
+			continue
 		}
+		c.activation[f.Key()] = now
 	}
-	c.o.Metrics.ActivationRequests.WithLabelValues("accepted").Inc()
-	c.Trigger()
-	return nil
+	c.mu.Unlock()
+	accepted := 0
+	for i, f := range fns {
+		if errs[i] != nil {
+			continue
+		}
+		if !leader && !c.o.DryRun {
+			if err := ctx.Err(); err != nil {
+				fail(i, err)
+				break
+			}
+			if err := c.o.Cluster.Annotate(ctx, want[f.Key()], map[string]string{policy.AnnotationActivationRequested: now.UTC().Format(time.RFC3339)}); err != nil {
+				errs[i] = fmt.Errorf("record the activation request on %s: %w", f.Key(), err)
+				c.o.Metrics.ActivationRequests.WithLabelValues("error").Inc()
+				continue
+			}
+		}
+		accepted++
+		c.o.Metrics.ActivationRequests.WithLabelValues("accepted").Inc()
+	}
+	if accepted > 0 {
+		c.Trigger()
+	}
+	return errs
 }
 
 // ObserveDeployment is called by the informer on every Deployment update. It

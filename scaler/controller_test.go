@@ -391,6 +391,24 @@ func TestActivate(t *testing.T) {
 	require.Equal(t, []string{"scale jobs 0->1"}, h.cl.scaleCalls())
 }
 
+func TestActivateAllReadsTheClusterOnce(t *testing.T) {
+	deps := []appsv1.Deployment{deployment("a", 0, annotated("tierscaler.io/tier", "async")), deployment("b", 0, annotated("tierscaler.io/tier", "async"))}
+	h := newHarness(t, deps, bigNode())
+	errs := h.c.ActivateAll(context.Background(), []FunctionRef{{"openfaas-fn", "a"}, {"openfaas-fn", "ghost"}, {"openfaas-fn", "b"}})
+	require.NoError(t, errs[0])
+	require.ErrorIs(t, errs[1], ErrUnknownFunction)
+	require.NoError(t, errs[2])
+	require.Equal(t, 1, h.cl.reads)
+	require.Len(t, h.cl.allCalls(), 2, "one annotation per known function (not the leader)")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	errs = h.c.ActivateAll(ctx, []FunctionRef{{"openfaas-fn", "a"}})
+	require.ErrorIs(t, errs[0], context.Canceled)
+	require.Equal(t, 1, h.cl.reads, "nothing is read once the context has ended")
+	require.Len(t, h.cl.allCalls(), 2)
+}
+
 func TestObserveDeploymentLearnsStartupTime(t *testing.T) {
 	deps := []appsv1.Deployment{deployment("jobs", 0, annotated("tierscaler.io/tier", "async"))}
 	h := newHarness(t, deps, bigNode())

@@ -87,11 +87,14 @@ type fakeCluster struct {
 	calls     []string
 	scaleErr  map[string]error
 	annotated map[string]map[string]string
+	// reads counts State calls.
+	reads int
 }
 
 func (c *fakeCluster) State(context.Context) (*ClusterState, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.reads++
 	cp := ClusterState{
 		Deployments: make([]appsv1.Deployment, len(c.st.Deployments)),
 		Pods:        append([]corev1.Pod(nil), c.st.Pods...),
