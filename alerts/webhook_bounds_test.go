@@ -72,8 +72,8 @@ func (c *countingCluster) counts() (reads, annotations int) {
 
 type nopQuerier struct{}
 
-func (nopQuerier) Query(context.Context, string, time.Time) (model.Vector, error) {
-	return nil, nil
+func (nopQuerier) Query(context.Context, string, time.Time) (model.Vector, []string, error) {
+	return nil, nil, nil
 }
 
 // controllerHandler is the webhook in front of the real controller (not

@@ -293,9 +293,9 @@ type timedQuerier struct {
 	per         map[string][]time.Duration
 }
 
-func (t *timedQuerier) Query(ctx context.Context, promql string, at time.Time) (model.Vector, error) {
+func (t *timedQuerier) Query(ctx context.Context, promql string, at time.Time) (model.Vector, []string, error) {
 	start := time.Now()
-	v, err := t.q.Query(ctx, promql, at)
+	v, warnings, err := t.q.Query(ctx, promql, at)
 	end := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -312,7 +312,7 @@ func (t *timedQuerier) Query(ctx context.Context, promql string, at time.Time) (
 	if end.After(t.last) {
 		t.last = end
 	}
-	return v, err
+	return v, warnings, err
 }
 
 func (t *timedQuerier) reset() {

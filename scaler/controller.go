@@ -422,9 +422,13 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 	if ms.available && len(ms.seen) == 0 && len(st.Deployments) > 0 {
 		ms.fail("query functions returned no series while function Deployments exist: is the gateway scraped?")
 	}
-	if ms.available {
+	switch {
+	case ms.available && !ms.partial:
 		c.o.Metrics.MetricsAvailable.Set(1)
-	} else {
+	case ms.available:
+		c.o.Metrics.MetricsAvailable.Set(0)
+		c.o.Log.Info("metrics partial: scaling up on what Prometheus answered, but no scale-down, zeroing or eviction", "problems", ms.problems)
+	default:
 		c.o.Metrics.MetricsAvailable.Set(0)
 		c.o.Log.Info("metrics unavailable: failing static (no scale-down, zeroing or eviction)", "problems", ms.problems)
 	}
@@ -433,7 +437,7 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 	defer c.mu.Unlock()
 	c.detectReverts(st, now)
 	in := &inputs{
-		snap:      &policy.Snapshot{MetricsAvailable: ms.available},
+		snap:      &policy.Snapshot{MetricsAvailable: ms.available && !ms.partial},
 		deps:      make(map[string]*appsv1.Deployment, len(st.Deployments)),
 		metrics:   ms,
 		persisted: map[string]time.Time{},

@@ -22,33 +22,41 @@ type fakeQuerier struct {
 	mu      sync.Mutex
 	byExpr  map[string]string // expression -> query name
 	results map[string]model.Vector
-	errs    map[string]error
-	calls   int
-	delay   time.Duration
+	// warnings come with a query's answer.
+	warnings map[string][]string
+	errs     map[string]error
+	calls    int
+	delay    time.Duration
 }
 
 func newFakeQuerier(p *policy.Policy) *fakeQuerier {
-	q := &fakeQuerier{byExpr: map[string]string{}, results: map[string]model.Vector{}, errs: map[string]error{}}
+	q := &fakeQuerier{byExpr: map[string]string{}, results: map[string]model.Vector{}, warnings: map[string][]string{}, errs: map[string]error{}}
 	for _, nq := range queries(p) {
 		q.byExpr[nq.expr] = nq.name
 	}
 	return q
 }
 
-func (q *fakeQuerier) Query(ctx context.Context, expr string, _ time.Time) (model.Vector, error) {
+func (q *fakeQuerier) Query(ctx context.Context, expr string, _ time.Time) (model.Vector, []string, error) {
 	q.mu.Lock()
 	q.calls++
 	name := q.byExpr[expr]
-	res, err, delay := q.results[name], q.errs[name], q.delay
+	res, warn, err, delay := q.results[name], q.warnings[name], q.errs[name], q.delay
 	q.mu.Unlock()
 	if delay > 0 {
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
-	return res, err
+	return res, warn, err
+}
+
+func (q *fakeQuerier) warn(name string, warnings ...string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.warnings[name] = warnings
 }
 
 func (q *fakeQuerier) set(name string, v model.Vector) {

@@ -45,14 +45,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tierscaler_reconciles_total", Help: "Reconcile cycles by result (success, error).",
 		}, []string{"result"}),
 		Queries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tierscaler_prometheus_queries_total", Help: "PromQL queries by policy query name and result (success, error, timeout, invalid).",
+			Name: "tierscaler_prometheus_queries_total", Help: "PromQL queries by policy query name and result (success, warnings (a partial answer), error, timeout, invalid).",
 		}, []string{"query", "result"}),
 		QueryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tierscaler_prometheus_query_duration_seconds", Help: "Duration of PromQL queries by policy query name.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"query"}),
 		MetricsAvailable: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tierscaler_metrics_available", Help: "1 when the last cycle had complete, fresh Prometheus data; 0 while tierscaler fails static.",
+			Name: "tierscaler_metrics_available", Help: "1 when the last cycle had complete, fresh Prometheus data; 0 while tierscaler fails static (unavailable, stale, invalid or partial data).",
 		}),
 		Actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tierscaler_actions_total", Help: "Scale actions applied, by tier and reason.",

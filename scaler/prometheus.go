@@ -17,11 +17,17 @@ import (
 	"github.com/tierscaler/tierscaler/policy"
 )
 
-// Querier runs one PromQL instant query and returns its instant vector. It is
-// the narrow seam between the controller and Prometheus: tests use a fake,
-// integration tests the real server.
+// Querier runs one PromQL instant query and returns its instant vector and
+// the warnings that came with it. It is the narrow seam between the
+// controller and Prometheus: tests use a fake, integration tests the real
+// server, the simulator a model.
+//
+// Warnings mean a partial answer: Thanos, Cortex and Mimir answer with
+// warnings when some of their stores did not answer, and the vector may
+// lack a busy function. The controller then scales up on what the answer
+// shows but never scales down, zeroes or evicts on it.
 type Querier interface {
-	Query(ctx context.Context, promql string, at time.Time) (model.Vector, error)
+	Query(ctx context.Context, promql string, at time.Time) (model.Vector, []string, error)
 }
 
 // PrometheusQuerier is a Querier backed by the Prometheus HTTP API.
@@ -38,17 +44,18 @@ func NewPrometheusQuerier(url string, rt http.RoundTripper) (*PrometheusQuerier,
 	return &PrometheusQuerier{api: promv1.NewAPI(c)}, nil
 }
 
-// Query runs promql at the given time and insists on a vector result.
-func (q *PrometheusQuerier) Query(ctx context.Context, promql string, at time.Time) (model.Vector, error) {
-	v, _, _, err := q.api.Query(ctx, promql, at)
+// Query runs promql at the given time and insists on a vector result. It
+// returns the answer's warnings with it.
+func (q *PrometheusQuerier) Query(ctx context.Context, promql string, at time.Time) (model.Vector, []string, error) {
+	v, warnings, _, err := q.api.Query(ctx, promql, at)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	vec, ok := v.(model.Vector)
 	if !ok {
-		return nil, fmt.Errorf("want an instant vector, got a %s", v.Type())
+		return nil, nil, fmt.Errorf("want an instant vector, got a %s", v.Type())
 	}
-	return vec, nil
+	return vec, warnings, nil
 }
 
 // queryKey says how a query's samples are joined to functions.
@@ -94,6 +101,10 @@ type metricSet struct {
 	// available is false when any query failed, was invalid, or the gateway
 	// data is stale: the controller then fails static.
 	available bool
+	// partial is true when a query answered with warnings: its values are
+	// read (they may justify a scale-up) but the snapshot says metrics are
+	// unavailable, so that nothing is scaled down, zeroed or evicted.
+	partial bool
 	// problems says why it is not available, or which samples were dropped.
 	problems []string
 	// newest is the newest gateway scrape time seen.
@@ -169,6 +180,7 @@ func gatherMetrics(ctx context.Context, q Querier, p *policy.Policy, now time.Ti
 	qs := queries(p)
 	errs := make([]error, len(qs))
 	results := make([]model.Vector, len(qs))
+	warnings := make([][]string, len(qs))
 	var wg sync.WaitGroup
 	for i := range qs {
 		wg.Add(1)
@@ -177,7 +189,7 @@ func gatherMetrics(ctx context.Context, q Querier, p *policy.Policy, now time.Ti
 			qctx, cancel := context.WithTimeout(ctx, p.Prometheus.Timeout.Duration)
 			defer cancel()
 			start := time.Now()
-			results[i], errs[i] = q.Query(qctx, qs[i].expr, now)
+			results[i], warnings[i], errs[i] = q.Query(qctx, qs[i].expr, now)
 			m.QueryDuration.WithLabelValues(qs[i].name).Observe(time.Since(start).Seconds())
 		}()
 	}
@@ -195,6 +207,10 @@ func gatherMetrics(ctx context.Context, q Querier, p *policy.Policy, now time.Ti
 			if err := set.load(nq, results[i]); err != nil {
 				result = "invalid"
 				set.fail(fmt.Sprintf("query %s: %v", nq.name, err))
+			} else if len(warnings[i]) > 0 {
+				result = "warnings"
+				set.partial = true
+				set.problems = append(set.problems, fmt.Sprintf("query %s answered with warnings (a partial answer): %s", nq.name, strings.Join(warnings[i], "; ")))
 			}
 		}
 		m.Queries.WithLabelValues(nq.name, result).Inc()

@@ -21,6 +21,7 @@ func TestGatherMetrics(t *testing.T) {
 		name        string
 		set         map[string]model.Vector
 		fail        map[string]error
+		warn        map[string][]string
 		delay       time.Duration
 		wantOK      bool
 		wantProblem string
@@ -89,6 +90,17 @@ func TestGatherMetrics(t *testing.T) {
 		{name: "two samples for one function are invalid",
 			set:         map[string]model.Vector{"rejections": {fnSample("api.openfaas-fn", 1), fnSample("api.openfaas-fn", 2)}},
 			wantProblem: "more than one sample for api.openfaas-fn"},
+		{name: "a result with warnings is partial: its values are read, and the set is marked partial",
+			set:         map[string]model.Vector{"functions": {fnSample("api.openfaas-fn", fresh)}, "inflight": {fnSample("api.openfaas-fn", 3)}},
+			warn:        map[string][]string{"inflight": {"store 2 of 3 did not answer"}},
+			wantOK:      true,
+			wantProblem: "query inflight answered with warnings (a partial answer): store 2 of 3 did not answer",
+			wantResult:  map[string]string{"inflight": "warnings", "functions": "success"},
+			check: func(t *testing.T, m *metricSet) {
+				require.True(t, m.partial)
+				_, _, _, infl, _ := m.function("api.openfaas-fn")
+				require.Equal(t, policy.Known(3), infl)
+			}},
 		{name: "a query error fails static",
 			fail:        map[string]error{"cpu": errors.New("server error")},
 			wantProblem: "query cpu: server error",
@@ -112,6 +124,9 @@ func TestGatherMetrics(t *testing.T) {
 			for k, err := range tc.fail {
 				q.fail(k, err)
 			}
+			for k, w := range tc.warn {
+				q.warn(k, w...)
+			}
 			q.delay = tc.delay
 			m := NewMetrics(prometheus.NewRegistry())
 			set := gatherMetrics(context.Background(), q, p, t0, m)
@@ -126,6 +141,9 @@ func TestGatherMetrics(t *testing.T) {
 			if !set.available {
 				rej, _, _, _, _ := set.function("api.openfaas-fn")
 				require.False(t, rej.Known, "nothing is known while metrics are unavailable")
+			}
+			if tc.warn == nil {
+				require.False(t, set.partial)
 			}
 			if tc.check != nil {
 				tc.check(t, set)

@@ -303,17 +303,18 @@ func (q *Querier) podCPU(s *fnSeries, readyAt, t time.Time) (float64, bool) {
 
 // Query answers one of the policy's queries at t. It is safe for
 // concurrent use, as the controller runs its queries concurrently.
-func (q *Querier) Query(_ context.Context, promql string, at time.Time) (model.Vector, error) {
+// The simulated Prometheus always answers completely: no warnings.
+func (q *Querier) Query(_ context.Context, promql string, at time.Time) (model.Vector, []string, error) {
 	k, ok := q.kinds[strings.TrimSpace(promql)]
 	if !ok {
-		return nil, fmt.Errorf("simulate: the simulated Prometheus answers only the policy's eight queries, not %q", promql)
+		return nil, nil, fmt.Errorf("simulate: the simulated Prometheus answers only the policy's eight queries, not %q", promql)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if !q.vecAt.Equal(at) || q.vectors[qFunctions] == nil {
 		q.build(at)
 	}
-	return q.vectors[k], nil
+	return q.vectors[k], nil, nil
 }
 
 // build computes every query's vector at t. Called with the lock held.

@@ -52,7 +52,7 @@ func TestQuerierMatchesTheModel(t *testing.T) {
 	}
 	now := t0.Add(2 * time.Minute)
 	get := func(expr string) map[string]float64 {
-		v, err := q.Query(context.Background(), expr, now)
+		v, _, err := q.Query(context.Background(), expr, now)
 		require.NoError(t, err)
 		return vectorOf(v)
 	}
@@ -91,7 +91,7 @@ func TestQuerierMatchesTheModel(t *testing.T) {
 		assert.False(t, f.PendingKnown)
 	})
 	t.Run("a query that is not the policy's is an error naming it", func(t *testing.T) {
-		_, err := q.Query(context.Background(), "up", now)
+		_, _, err := q.Query(context.Background(), "up", now)
 		assert.ErrorContains(t, err, `not "up"`)
 	})
 }
@@ -120,15 +120,15 @@ func TestQuerierWindowAndNewPods(t *testing.T) {
 	advance(t0.Add(time.Minute + 5*time.Second))
 	p := policy.Default()
 	at := t0.Add(time.Minute + 5*time.Second)
-	cpu, err := q.Query(context.Background(), p.Queries.CPU, at)
+	cpu, _, err := q.Query(context.Background(), p.Queries.CPU, at)
 	require.NoError(t, err)
-	mem, err := q.Query(context.Background(), p.Queries.Memory, at)
+	mem, _, err := q.Query(context.Background(), p.Queries.Memory, at)
 	require.NoError(t, err)
 	assert.Contains(t, vectorOf(cpu), "openfaas-fn/w-1")
 	assert.NotContains(t, vectorOf(cpu), "openfaas-fn/w-2", "one sample only: rate has nothing yet")
 	assert.Contains(t, vectorOf(mem), "openfaas-fn/w-2")
 	advance(t0.Add(time.Minute + 10*time.Second))
-	cpu, err = q.Query(context.Background(), p.Queries.CPU, t0.Add(time.Minute+10*time.Second))
+	cpu, _, err = q.Query(context.Background(), p.Queries.CPU, t0.Add(time.Minute+10*time.Second))
 	require.NoError(t, err)
 	assert.Contains(t, vectorOf(cpu), "openfaas-fn/w-2")
 }
