@@ -670,18 +670,31 @@ func (c *Controller) detectReverts(st *ClusterState, now time.Time) {
 }
 
 // act applies the actions in plan order: evictions first, then the scale-ups
-// they make room for.
+// they make room for. A scale-up whose claim an eviction failed to serve is
+// not applied: the room it counted on is not there, and its pods would stay
+// Pending. The next cycle decides again.
 func (c *Controller) act(ctx context.Context, actions []policy.Action, in *inputs, now time.Time) []policy.Action {
 	var applied []policy.Action
+	// failedFor maps a claim to the eviction that failed to serve it.
+	failedFor := map[string]string{}
 	for _, a := range actions {
 		key := a.Key()
 		d := in.deps[key]
 		if d == nil {
+			if a.Claim != "" {
+				failedFor[a.Claim] = key
+			}
 			continue
 		}
 		log := c.o.Log.WithValues("function", key, "tier", a.Tier, "from", a.From, "to", a.To, "reason", a.Reason)
 		if a.Claim != "" {
 			log = log.WithValues("claim", a.Claim)
+		}
+		if evicted, ok := failedFor[key]; ok && a.To > a.From {
+			log.Info("scale-up cancelled: the eviction that made room for it failed; deciding again next cycle", "eviction", evicted)
+			c.o.Recorder.Eventf(d, nil, corev1.EventTypeWarning, EventScaleUpCancelled, actionScale,
+				"scale-up %d -> %d (%s) cancelled: evicting %s to make room for it failed; deciding again next cycle", a.From, a.To, a.Reason, evicted)
+			continue
 		}
 		if c.o.DryRun {
 			log.Info("dry run: would scale", "explanation", a.Explanation)
@@ -690,6 +703,9 @@ func (c *Controller) act(ctx context.Context, actions []policy.Action, in *input
 			continue
 		}
 		err := c.o.Cluster.Scale(ctx, d, a.From, a.To)
+		if err != nil && a.Claim != "" {
+			failedFor[a.Claim] = key
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrChanged):

@@ -151,6 +151,32 @@ func TestReconcileEvictsBeforeTheScaleUpItMakesRoomFor(t *testing.T) {
 	require.Contains(t, h.rec.reasons("api"), EventShortfall)
 }
 
+func TestAFailedEvictionCancelsTheScaleUpItMadeRoomFor(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"the eviction fails", errors.New("connection reset")},
+		{"the evicted function changed since the plan", ErrChanged},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			deps := []appsv1.Deployment{
+				deployment("api", 2),
+				deployment("web", 1),
+				deployment("jobs", 1, annotated("tierscaler.io/tier", "async"), annotated("tierscaler.io/last-run", "2026-11-24T11:58:00Z")),
+			}
+			h := newHarness(t, deps, []corev1.Node{node("n1", "2", "8Gi")})
+			h.cl.scaleErr = map[string]error{"jobs.openfaas-fn": tc.err}
+			h.burst("api", 10, 20, 6)
+			res := h.reconcile()
+			require.Equal(t, []string{"scale jobs 1->0"}, h.cl.scaleCalls(),
+				"api's scale-up needed the room jobs would free: it is not applied, its pods would stay Pending")
+			require.Empty(t, res.Applied)
+			require.Contains(t, h.rec.reasons("api"), EventScaleUpCancelled)
+		})
+	}
+}
+
 func TestAClaimServedByAnEvictionIsNotServedAgainWhileThePodsTerminate(t *testing.T) {
 	deps := []appsv1.Deployment{
 		deployment("api", 2),

@@ -20,7 +20,10 @@ const (
 	EventActivationTimeout = "ActivationTimeout"
 	EventProviderReverted  = "ProviderReverted"
 	EventScaleFailed       = "ScaleFailed"
-	EventInvalidMetadata   = "InvalidMetadata"
+	// EventScaleUpCancelled: a scale-up was not applied because the
+	// eviction that made room for it failed.
+	EventScaleUpCancelled = "ScaleUpCancelled"
+	EventInvalidMetadata  = "InvalidMetadata"
 )
 
 // Event actions (events.k8s.io/v1 "action").
