@@ -53,6 +53,15 @@ type Options struct {
 	// MissedHold is how long a missed readiness check stays a shortfall
 	// when the function does not become Ready. Default 15m.
 	MissedHold time.Duration
+	// CycleTimeout bounds one reconcile cycle: gather, decide, act, report
+	// and persist. Default: the largest of 4/5 of the policy interval, the
+	// Prometheus timeout plus 5s, and 10s. A cycle cut short is counted as
+	// tierscaler_reconciles_total{result="timeout"}; what it did not do is
+	// decided again next cycle.
+	CycleTimeout time.Duration
+	// WriteTimeout bounds each write to the API server (a scale, an
+	// annotation, the state object), retries included. Default 5s.
+	WriteTimeout time.Duration
 }
 
 // Controller gathers, decides and acts, one cycle at a time.
@@ -78,6 +87,10 @@ type Controller struct {
 	series     map[[2]string]gaugePair
 	last       lastCycle
 	cycles     int
+	// leadingSince is when this process started leading; lastFinished is
+	// when a cycle last finished. Healthy compares them with the clock.
+	leadingSince time.Time
+	lastFinished time.Time
 }
 
 // gaugePair is a function's desired and observed replica gauges, kept
@@ -151,6 +164,12 @@ func New(o Options) (*Controller, error) {
 	if o.MissedHold <= 0 {
 		o.MissedHold = 15 * time.Minute
 	}
+	if o.CycleTimeout <= 0 {
+		o.CycleTimeout = max(o.Policy.Interval.Duration*4/5, o.Policy.Prometheus.Timeout.Duration+5*time.Second, 10*time.Second)
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 5 * time.Second
+	}
 	return &Controller{
 		o: o, trigger: make(chan struct{}, 1),
 		lastRun: map[string]time.Time{}, lastScale: map[string]time.Time{}, activation: map[string]time.Time{},
@@ -173,14 +192,27 @@ func (c *Controller) Leader() bool {
 
 // Start runs the reconcile loop until ctx ends: every policy interval, and at
 // once when Trigger is called. A failing or panicking cycle is logged and
-// counted; the loop goes on.
+// counted; the loop goes on. Every cycle is bounded by CycleTimeout; a
+// watchdog sets tierscaler_reconcile_stalled while no cycle finishes (see
+// Healthy).
 func (c *Controller) Start(ctx context.Context) error {
-	c.mu.Lock()
-	c.leader = true
-	c.mu.Unlock()
+	c.startLeading()
 	c.o.Metrics.Leader.Set(1)
 	defer c.o.Metrics.Leader.Set(0)
-	c.o.Log.Info("leading: reconciling", "interval", c.o.Policy.Interval.Duration, "dryRun", c.o.DryRun)
+	c.o.Log.Info("leading: reconciling", "interval", c.o.Policy.Interval.Duration, "cycleTimeout", c.o.CycleTimeout,
+		"writeTimeout", c.o.WriteTimeout, "dryRun", c.o.DryRun)
+	watchdog := time.NewTicker(c.o.Policy.Interval.Duration)
+	defer watchdog.Stop()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-watchdog.C:
+				c.watch()
+			}
+		}
+	}()
 	ticker := time.NewTicker(c.o.Policy.Interval.Duration)
 	defer ticker.Stop()
 	for {
@@ -192,6 +224,54 @@ func (c *Controller) Start(ctx context.Context) error {
 		case <-c.trigger:
 		}
 	}
+}
+
+func (c *Controller) startLeading() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leader = true
+	c.leadingSince = c.o.Now()
+}
+
+// stallAfter is how long a leader may go without finishing a cycle before
+// it counts as stuck: three intervals plus one cycle timeout.
+func (c *Controller) stallAfter() time.Duration {
+	return 3*c.o.Policy.Interval.Duration + c.o.CycleTimeout
+}
+
+// Healthy returns an error when this process leads and no reconcile cycle
+// has finished for three intervals plus the cycle timeout: the loop is
+// stuck while the lease keeps renewing. /healthz serves it, so that the
+// kubelet restarts a stuck leader and another replica takes over. A
+// follower is healthy.
+func (c *Controller) Healthy() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.leader {
+		return nil
+	}
+	since := latest(c.leadingSince, c.lastFinished)
+	if age := c.o.Now().Sub(since); age > c.stallAfter() {
+		return fmt.Errorf("leading, but no reconcile cycle has finished for %s (interval %s, cycle timeout %s)",
+			age.Round(time.Second), c.o.Policy.Interval.Duration, c.o.CycleTimeout)
+	}
+	return nil
+}
+
+// watch sets tierscaler_reconcile_stalled from Healthy.
+func (c *Controller) watch() {
+	if err := c.Healthy(); err != nil {
+		c.o.Metrics.Stalled.Set(1)
+		c.o.Log.Error(err, "the reconcile loop is stuck")
+		return
+	}
+	c.o.Metrics.Stalled.Set(0)
+}
+
+// writeContext bounds one write to the API server by WriteTimeout, within
+// the cycle's deadline.
+func (c *Controller) writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.o.WriteTimeout)
 }
 
 func (c *Controller) safeReconcile(ctx context.Context) {
@@ -288,7 +368,10 @@ func (c *Controller) ActivateAll(ctx context.Context, fns []FunctionRef) []error
 				fail(i, err)
 				break
 			}
-			if err := c.o.Cluster.Annotate(ctx, want[f.Key()], map[string]string{policy.AnnotationActivationRequested: now.UTC().Format(time.RFC3339)}); err != nil {
+			wctx, cancel := c.writeContext(ctx)
+			err := c.o.Cluster.Annotate(wctx, want[f.Key()], map[string]string{policy.AnnotationActivationRequested: now.UTC().Format(time.RFC3339)})
+			cancel()
+			if err != nil {
 				errs[i] = fmt.Errorf("record the activation request on %s: %w", f.Key(), err)
 				c.o.Metrics.ActivationRequests.WithLabelValues("error").Inc()
 				continue
@@ -363,10 +446,14 @@ type inputs struct {
 }
 
 // Reconcile runs one cycle: gather, decide, drop no-ops, act; then verify
-// readiness, report shortfalls and persist last runs.
+// readiness, report shortfalls and persist last runs. The cycle is bounded
+// by CycleTimeout: once it passes, the writes not yet made are left to the
+// next cycle.
 func (c *Controller) Reconcile(ctx context.Context) (*Result, error) {
 	start := time.Now()
 	now := c.o.Now()
+	ctx, cancel := context.WithTimeout(ctx, c.o.CycleTimeout)
+	defer cancel()
 	in, err := c.gather(ctx, now)
 	if err != nil {
 		c.o.Metrics.Reconciles.WithLabelValues("error").Inc()
@@ -380,7 +467,16 @@ func (c *Controller) Reconcile(ctx context.Context) (*Result, error) {
 	c.report(ctx, plan, shortfalls, in, now)
 	c.persistLastRuns(ctx, in, now)
 	c.o.Metrics.ReconcileDuration.Observe(time.Since(start).Seconds())
-	c.o.Metrics.Reconciles.WithLabelValues("success").Inc()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		c.o.Metrics.Reconciles.WithLabelValues("timeout").Inc()
+		c.o.Log.Info("the cycle reached its deadline; what it did not do is decided again next cycle", "cycleTimeout", c.o.CycleTimeout)
+	} else {
+		c.o.Metrics.Reconciles.WithLabelValues("success").Inc()
+	}
+	c.mu.Lock()
+	c.lastFinished = c.o.Now()
+	c.mu.Unlock()
+	c.o.Metrics.LastReconcile.Set(float64(c.o.Now().Unix()))
 	return &Result{Plan: plan, Snapshot: in.snap, Applied: applied, Shortfalls: shortfalls}, nil
 }
 
@@ -702,7 +798,16 @@ func (c *Controller) act(ctx context.Context, actions []policy.Action, in *input
 			c.recordAction(key, "would "+describe(a), now)
 			continue
 		}
-		err := c.o.Cluster.Scale(ctx, d, a.From, a.To)
+		if ctx.Err() != nil {
+			// The cycle's deadline has passed: the rest waits for the next.
+			if a.Claim != "" {
+				failedFor[a.Claim] = key
+			}
+			continue
+		}
+		wctx, cancel := c.writeContext(ctx)
+		err := c.o.Cluster.Scale(wctx, d, a.From, a.To)
+		cancel()
 		if err != nil && a.Claim != "" {
 			failedFor[a.Claim] = key
 		}
@@ -772,6 +877,8 @@ func (c *Controller) recordAction(key, what string, now time.Time) {
 
 func patchErrorReason(err error) string {
 	switch {
+	case errors.Is(err, context.DeadlineExceeded) || apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err):
+		return "timeout"
 	case apierrors.IsConflict(err):
 		return "conflict"
 	case apierrors.IsForbidden(err):
@@ -919,10 +1026,12 @@ func (c *Controller) persistLastRuns(ctx context.Context, in *inputs, now time.T
 	// Oldest persisted first, so every function gets its turn.
 	sort.Slice(keys, func(i, j int) bool { return in.persisted[keys[i]].Before(in.persisted[keys[j]]) })
 	for i, k := range keys {
-		if i >= c.o.MaxAnnotationWrites {
+		if i >= c.o.MaxAnnotationWrites || ctx.Err() != nil {
 			break
 		}
-		err := c.o.Cluster.Annotate(ctx, in.deps[k], map[string]string{policy.AnnotationLastRun: now.UTC().Format(time.RFC3339)})
+		wctx, cancel := c.writeContext(ctx)
+		err := c.o.Cluster.Annotate(wctx, in.deps[k], map[string]string{policy.AnnotationLastRun: now.UTC().Format(time.RFC3339)})
+		cancel()
 		if err != nil {
 			c.o.Metrics.PatchErrors.WithLabelValues(patchErrorReason(err)).Inc()
 			c.o.Log.Error(err, "could not persist the last run", "function", k)

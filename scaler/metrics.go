@@ -32,6 +32,8 @@ type Metrics struct {
 	LastRunWrites      prometheus.Counter
 	InvalidFunctions   prometheus.Gauge
 	ActivationRequests *prometheus.CounterVec
+	LastReconcile      prometheus.Gauge
+	Stalled            prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -42,7 +44,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
 		Reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tierscaler_reconciles_total", Help: "Reconcile cycles by result (success, error).",
+			Name: "tierscaler_reconciles_total", Help: "Reconcile cycles by result (success, error, timeout: the cycle reached its deadline).",
 		}, []string{"result"}),
 		Queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tierscaler_prometheus_queries_total", Help: "PromQL queries by policy query name and result (success, warnings (a partial answer), error, timeout, invalid).",
@@ -70,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tierscaler_function_replicas", Help: "Replicas of each function's Deployment as observed.",
 		}, []string{"function", "tier"}),
 		PatchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tierscaler_scale_patch_errors_total", Help: "Failed scale or annotation patches by reason (conflict, forbidden, not-found, other).",
+			Name: "tierscaler_scale_patch_errors_total", Help: "Failed scale or annotation patches by reason (conflict, forbidden, not-found, timeout, other).",
 		}, []string{"reason"}),
 		ProviderReverts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tierscaler_provider_reverts_total", Help: "Times another actor (for example OpenFaaS CE) changed a function's replicas away from what tierscaler set.",
@@ -93,10 +95,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ActivationRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tierscaler_activation_requests_total", Help: "Activation requests (from webhooks) by result (accepted, unknown-function, error).",
 		}, []string{"result"}),
+		LastReconcile: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tierscaler_last_reconcile_timestamp_seconds", Help: "Unix time at which the last reconcile cycle finished.",
+		}),
+		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tierscaler_reconcile_stalled", Help: "1 while this process leads and no reconcile cycle has finished for three intervals plus the cycle timeout (/healthz fails then).",
+		}),
 	}
 	m.BuildInfo.WithLabelValues(Version, Revision, runtime.Version()).Set(1)
 	reg.MustRegister(m.ReconcileDuration, m.Reconciles, m.Queries, m.QueryDuration, m.MetricsAvailable, m.Actions,
 		m.Evictions, m.Shortfalls, m.DesiredReplicas, m.Replicas, m.PatchErrors, m.ProviderReverts, m.ReadinessMissed,
-		m.Leader, m.BuildInfo, m.LastRunWrites, m.InvalidFunctions, m.ActivationRequests)
+		m.Leader, m.BuildInfo, m.LastRunWrites, m.InvalidFunctions, m.ActivationRequests, m.LastReconcile, m.Stalled)
 	return m
 }

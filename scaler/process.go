@@ -18,6 +18,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -62,6 +63,11 @@ type Process struct {
 	server *HTTPServer
 }
 
+// RequestTimeout bounds every request of the client tierscaler writes with,
+// unless the rest.Config sets its own Timeout. Each write is also bounded by
+// Options.WriteTimeout and each cycle by Options.CycleTimeout.
+const RequestTimeout = 30 * time.Second
+
 // NewProcess wires a controller process.
 func NewProcess(o ProcessOptions) (*Process, error) {
 	if o.LeaseDuration <= 0 {
@@ -88,6 +94,18 @@ func NewProcess(o ProcessOptions) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller manager: %w", err)
 	}
+	// Writes and direct reads go through a client of their own whose
+	// requests time out (rest.Config.Timeout is 0 by default: a hung write
+	// would stall the loop). The informers keep the manager's config: a
+	// request timeout would cut their watches.
+	writeCfg := rest.CopyConfig(o.RESTConfig)
+	if writeCfg.Timeout <= 0 {
+		writeCfg.Timeout = RequestTimeout
+	}
+	writer, err := client.New(writeCfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, fmt.Errorf("API client: %w", err)
+	}
 	p := &Process{Manager: mgr, Registry: prometheus.NewRegistry(), Mux: http.NewServeMux()}
 	p.Metrics = NewMetrics(p.Registry)
 	q := o.Querier
@@ -99,7 +117,7 @@ func NewProcess(o ProcessOptions) (*Process, error) {
 	p.Controller, err = New(Options{
 		Policy: o.Policy, Querier: q, Metrics: p.Metrics, DryRun: o.DryRun, Sink: o.Sink,
 		Log: o.Log.WithName("controller"), Recorder: mgr.GetEventRecorder("tierscaler"),
-		Cluster: &KubeCluster{Cached: mgr.GetCache(), Client: mgr.GetClient(), Direct: mgr.GetAPIReader(), Namespaces: o.Policy.Namespaces},
+		Cluster: &KubeCluster{Cached: mgr.GetCache(), Client: writer, Direct: writer, Namespaces: o.Policy.Namespaces},
 	})
 	if err != nil {
 		return nil, err
@@ -108,7 +126,13 @@ func NewProcess(o ProcessOptions) (*Process, error) {
 		return nil, err
 	}
 	p.Mux.Handle("/metrics", promhttp.HandlerFor(p.Gatherer(), promhttp.HandlerOpts{}))
-	p.Mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	p.Mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := p.Controller.Healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
 	p.Mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !p.synced.Load() {
 			http.Error(w, "informer caches not synced yet", http.StatusServiceUnavailable)
