@@ -85,8 +85,11 @@ type Controller struct {
 	lastAction map[string]string
 	metas      map[string]metaEntry
 	series     map[[2]string]gaugePair
-	last       lastCycle
-	cycles     int
+	// revertSeries are the functions with a tierscaler_provider_reverts_total
+	// series, deleted with the function.
+	revertSeries map[string]bool
+	last         lastCycle
+	cycles       int
 	// leadingSince is when this process started leading; lastFinished is
 	// when a cycle last finished. Healthy compares them with the clock.
 	leadingSince time.Time
@@ -120,7 +123,11 @@ type expectation struct {
 	at         time.Time
 }
 
+// hold keeps a function where it is until a time. It belongs to one
+// Deployment (its UID): a Deployment deleted and created again under the
+// same name is not held.
 type hold struct {
+	uid     string
 	until   time.Time
 	repeats int
 	why     string
@@ -176,7 +183,7 @@ func New(o Options) (*Controller, error) {
 		scaledUpAt: map[string]time.Time{}, startups: map[string][]time.Duration{}, expect: map[string]expectation{},
 		holds: map[string]hold{}, checks: map[string]policy.ReadinessCheck{}, missed: map[string]missed{},
 		invalid: map[string]string{}, shortfalls: map[string]bool{}, lastAction: map[string]string{},
-		metas: map[string]metaEntry{},
+		metas: map[string]metaEntry{}, revertSeries: map[string]bool{},
 	}, nil
 }
 
@@ -638,8 +645,13 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 		} else {
 			delete(c.invalid, key)
 		}
-		if h, ok := c.holds[key]; ok && now.Before(h.until) {
-			f.Hold = true
+		if h, ok := c.holds[key]; ok {
+			switch {
+			case h.uid != "" && h.uid != string(d.UID):
+				delete(c.holds, key) // another Deployment under the same name
+			case now.Before(h.until):
+				f.Hold = true
+			}
 		}
 		in.snap.Functions = append(in.snap.Functions, f)
 	}
@@ -662,6 +674,12 @@ func (c *Controller) forget(exist map[string]*appsv1.Deployment) {
 	prune(c.invalid, exist)
 	prune(c.lastAction, exist)
 	prune(c.holds, exist)
+	for k := range c.revertSeries {
+		if exist[k] == nil {
+			c.o.Metrics.ProviderReverts.DeleteLabelValues(k)
+			delete(c.revertSeries, k)
+		}
+	}
 }
 
 func prune[V any](m map[string]V, exist map[string]*appsv1.Deployment) {
@@ -744,11 +762,12 @@ func (c *Controller) detectReverts(st *ClusterState, now time.Time) {
 		if got := *d.Spec.Replicas; got != e.to {
 			h := c.holds[key]
 			backoff := c.o.RevertBackoff << min(h.repeats, 3)
-			h = hold{until: now.Add(backoff), repeats: h.repeats + 1,
+			h = hold{uid: string(d.UID), until: now.Add(backoff), repeats: h.repeats + 1,
 				why: fmt.Sprintf("set to %d by tierscaler, changed to %d by another actor", e.to, got)}
 			c.holds[key] = h
 			delete(c.expect, key)
 			c.o.Metrics.ProviderReverts.WithLabelValues(key).Inc()
+			c.revertSeries[key] = true
 			c.o.Log.Info("another actor reverted tierscaler's scale; leaving the function alone", "function", key,
 				"setTo", e.to, "now", got, "backoff", backoff,
 				"hint", "OpenFaaS CE resets 0 to 1 and caps at 5; see the chart README")
@@ -824,7 +843,7 @@ func (c *Controller) act(ctx context.Context, actions []policy.Action, in *input
 			c.o.Recorder.Eventf(d, nil, corev1.EventTypeWarning, EventScaleFailed, actionScale, "scaling from %d to %d (%s) failed: %v", a.From, a.To, a.Reason, err)
 			if reason == "forbidden" || reason == "not-found" {
 				c.mu.Lock()
-				c.holds[key] = hold{until: now.Add(c.o.RevertBackoff), why: err.Error()}
+				c.holds[key] = hold{uid: string(d.UID), until: now.Add(c.o.RevertBackoff), why: err.Error()}
 				c.mu.Unlock()
 			}
 			continue

@@ -479,3 +479,47 @@ func TestControllerForgetsDeletedFunctions(t *testing.T) {
 	require.Len(t, h.c.series, 1, "the gone function's gauges are deleted")
 	require.Equal(t, 1, testutil.CollectAndCount(h.m.DesiredReplicas), "one desired-replicas series left")
 }
+
+func TestTheRevertSeriesOfADeletedFunctionIsDeleted(t *testing.T) {
+	deps := []appsv1.Deployment{deployment("jobs", 1, annotated("tierscaler.io/tier", "async"), annotated("tierscaler.io/last-run", "2026-11-24T10:00:00Z"))}
+	h := newHarness(t, deps, bigNode())
+	// tierscaler zeroes jobs; twice something puts it back to 1.
+	for range 2 {
+		h.reconcile()
+		h.cl.setReplicas("jobs", 1)
+		h.now = h.now.Add(15 * time.Second)
+	}
+	h.reconcile()
+	require.Equal(t, 1, testutil.CollectAndCount(h.m.ProviderReverts))
+
+	h.cl.mu.Lock()
+	h.cl.st.Deployments, h.cl.st.Pods = nil, nil
+	h.cl.mu.Unlock()
+	for range 16 {
+		h.now = h.now.Add(15 * time.Second)
+		h.reconcile()
+	}
+	require.Equal(t, 0, testutil.CollectAndCount(h.m.ProviderReverts), "tierscaler_provider_reverts_total{function} of a deleted function is deleted")
+}
+
+func TestANotFoundHoldDoesNotCarryOverToARecreatedDeployment(t *testing.T) {
+	d := deployment("api", 2)
+	d.UID = "uid-1"
+	h := newHarness(t, []appsv1.Deployment{d}, bigNode())
+	h.cl.scaleErr = map[string]error{"api.openfaas-fn": apierrors.NewNotFound(schema.GroupResource{Group: "apps", Resource: "deployments"}, "api")}
+	h.burst("api", 10, 20, 8)
+	h.reconcile()
+	require.Len(t, h.cl.scaleCalls(), 1)
+	h.now = h.now.Add(15 * time.Second)
+	h.reconcile()
+	require.Len(t, h.cl.scaleCalls(), 1, "the vanished Deployment is held")
+
+	// The function is deleted and deployed again under the same name.
+	h.cl.mu.Lock()
+	h.cl.scaleErr = nil
+	h.cl.st.Deployments[0].UID = "uid-2"
+	h.cl.mu.Unlock()
+	h.now = h.now.Add(15 * time.Second)
+	h.reconcile()
+	require.Equal(t, []string{"scale api 2->6", "scale api 2->6"}, h.cl.scaleCalls(), "the new Deployment is not held")
+}

@@ -37,6 +37,8 @@ func TestCommands(t *testing.T) {
 		{name: "validate needs a file", args: []string{"validate"}, wantCode: 2, wantStderr: []string{"want exactly one policy file"}},
 		{name: "plan refuses an unknown output", args: []string{"plan", "-o", "yaml"}, wantCode: 2, wantStderr: []string{`-o "yaml": want table or json`}},
 		{name: "run refuses an unknown flag", args: []string{"run", "--frob"}, wantCode: 2, wantStderr: []string{"flag provided but not defined: -frob"}},
+		{name: "run checks the alerts' generator URL", args: []string{"run", "--policy", "../../deploy/policy.example.yaml", "--webhook-addr", "",
+			"--alert-generator-url", "/status"}, wantCode: 1, wantStderr: []string{`generator URL "/status" is not an absolute URL`}},
 		{name: "version", args: []string{"version"}, wantCode: 0, wantStdout: []string{"tierscaler dev"}},
 	}
 	for _, tc := range cases {

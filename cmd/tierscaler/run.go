@@ -33,6 +33,7 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 	webhookBasicAuthFile := fs.String("webhook-basic-auth-file", "", "file holding user:password that webhook callers must send with HTTP basic auth")
 	webhookAuth := fs.String("webhook-auth", string(alerts.AuthRequired), "webhook authentication: required (a token or basic-auth file must be set) or none (not recommended)")
 	alertLabels := fs.String("alert-labels", "", "extra labels on every alert tierscaler posts, as name=value,name=value (for example cluster=prod)")
+	generatorURL := fs.String("alert-generator-url", "", "absolute URL every alert tierscaler posts links to as its generatorURL (for example tierscaler's /status page); empty: none")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -60,7 +61,7 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 	}
 	alertMetrics := alerts.NewMetrics()
-	notifier, err := newNotifier(pol, extraLabels, alertMetrics, log)
+	notifier, err := newNotifier(pol, extraLabels, *generatorURL, alertMetrics, log)
 	if err != nil {
 		return err
 	}
@@ -100,13 +101,13 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 
 // newNotifier returns the Alertmanager notifier, or nil when the policy
 // turns alerting off (alertmanager.urls: []).
-func newNotifier(pol *policy.Policy, extraLabels map[string]string, m *alerts.Metrics, log logr.Logger) (*alerts.Notifier, error) {
+func newNotifier(pol *policy.Policy, extraLabels map[string]string, generatorURL string, m *alerts.Metrics, log logr.Logger) (*alerts.Notifier, error) {
 	if !pol.AlertingEnabled() {
 		return nil, nil
 	}
 	resend := pol.Alertmanager.ResendInterval.Duration
 	return alerts.NewNotifier(alerts.NotifierOptions{
-		URLs: pol.AlertmanagerURLs(), ResendInterval: resend, ExtraLabels: extraLabels, Metrics: m, Log: log,
+		URLs: pol.AlertmanagerURLs(), ResendInterval: resend, ExtraLabels: extraLabels, GeneratorURL: generatorURL, Metrics: m, Log: log,
 		// Keep re-posting between cycles even with a long reconcile interval.
 		MaxSyncAge: max(alerts.DefaultEndsAtFactor*resend, 3*pol.Interval.Duration),
 	})
