@@ -88,8 +88,12 @@ type Controller struct {
 	// revertSeries are the functions with a tierscaler_provider_reverts_total
 	// series, deleted with the function.
 	revertSeries map[string]bool
-	last         lastCycle
-	cycles       int
+	// steps are the usage-driven scale-ups applied, given back to the
+	// engine (Function.CPUStep, MemoryStep) so that usage that does not
+	// respond to replicas never drives scaling twice.
+	steps  map[string]usageSteps
+	last   lastCycle
+	cycles int
 	// leadingSince is when this process started leading; lastFinished is
 	// when a cycle last finished. Healthy compares them with the clock.
 	leadingSince time.Time
@@ -131,6 +135,12 @@ type hold struct {
 	until   time.Time
 	repeats int
 	why     string
+}
+
+// usageSteps are the last usage-driven scale-ups of one Deployment.
+type usageSteps struct {
+	uid      string
+	cpu, mem *policy.UsageStep
 }
 
 type missed struct {
@@ -183,7 +193,7 @@ func New(o Options) (*Controller, error) {
 		scaledUpAt: map[string]time.Time{}, startups: map[string][]time.Duration{}, expect: map[string]expectation{},
 		holds: map[string]hold{}, checks: map[string]policy.ReadinessCheck{}, missed: map[string]missed{},
 		invalid: map[string]string{}, shortfalls: map[string]bool{}, lastAction: map[string]string{},
-		metas: map[string]metaEntry{}, revertSeries: map[string]bool{},
+		metas: map[string]metaEntry{}, revertSeries: map[string]bool{}, steps: map[string]usageSteps{},
 	}, nil
 }
 
@@ -632,6 +642,9 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 		}
 		f.LastRun = latest(meta.LastRun, c.lastRun[key])
 		f.LastScale = latest(lastReplicaChange(d), c.lastScale[key])
+		if st, ok := c.steps[key]; ok && st.uid == string(d.UID) {
+			f.CPUStep, f.MemoryStep = st.cpu, st.mem
+		}
 		f.ActivationRequested = latest(meta.ActivationRequested, c.activation[key])
 
 		if merr != nil {
@@ -674,6 +687,7 @@ func (c *Controller) forget(exist map[string]*appsv1.Deployment) {
 	prune(c.invalid, exist)
 	prune(c.lastAction, exist)
 	prune(c.holds, exist)
+	prune(c.steps, exist)
 	for k := range c.revertSeries {
 		if exist[k] == nil {
 			c.o.Metrics.ProviderReverts.DeleteLabelValues(k)
@@ -871,6 +885,18 @@ func (c *Controller) act(ctx context.Context, actions []policy.Action, in *input
 		c.mu.Lock()
 		c.lastScale[key] = now
 		c.expect[key] = expectation{to: a.To, generation: d.Generation, at: now}
+		if u := a.UsageStep; u != nil {
+			st := c.steps[key]
+			if st.uid != string(d.UID) {
+				st = usageSteps{uid: string(d.UID)}
+			}
+			if u.Resource == policy.UsageCPU {
+				st.cpu = u
+			} else {
+				st.mem = u
+			}
+			c.steps[key] = st
+		}
 		if a.From == 0 && a.To > 0 {
 			c.scaledUpAt[key] = now
 		}

@@ -290,6 +290,45 @@ func TestProviderRevertIsDetectedAndNotFought(t *testing.T) {
 	require.Equal(t, []string{"scale jobs 1->0", "scale jobs 1->0"}, h.cl.scaleCalls())
 }
 
+// TestAUsageStepIsRememberedSoThatBaselineMemoryDoesNotRunAway: the
+// engine records a usage-driven scale-up in Action.UsageStep and relies on
+// the controller to give the applied one back (Function.MemoryStep): after
+// a memory step whose new pods report the same per-pod usage, memory is a
+// baseline and drives no further step (issue 10 item 2b, controller side).
+func TestAUsageStepIsRememberedSoThatBaselineMemoryDoesNotRunAway(t *testing.T) {
+	h := newHarness(t, []appsv1.Deployment{deployment("api", 2)}, bigNode())
+	// Loaded (one request a second, one in flight), and every pod's working
+	// set at 90% of its 512Mi limit, whatever the number of pods.
+	h.q.set("invocations", model.Vector{fnSample("api.openfaas-fn", 1)})
+	h.q.set("inflight", model.Vector{fnSample("api.openfaas-fn", 1)})
+	memory := func() {
+		var v model.Vector
+		for _, p := range h.cl.st.Pods {
+			v = append(v, podSample(p.Namespace, p.Name, 0.9*512*(1<<20)))
+		}
+		h.q.set("memory", v)
+	}
+	memory()
+	res := h.reconcile()
+	require.Len(t, res.Applied, 1)
+	require.Equal(t, policy.ReasonScaleUpMemory, res.Applied[0].Reason)
+	to := res.Applied[0].To
+
+	// The new pods come up Ready and report the same per-pod usage.
+	h.cl.mu.Lock()
+	h.cl.st.Pods = pods(h.cl.st.Deployments[0], "n1")
+	h.cl.st.Deployments[0].Status.ReadyReplicas = to
+	h.cl.mu.Unlock()
+	memory()
+	for range 4 {
+		h.now = h.now.Add(15 * time.Second)
+		res = h.reconcile()
+		require.NotNil(t, res.Snapshot.Functions[0].MemoryStep, "the applied step is given back to the engine")
+		require.Empty(t, res.Applied, "usage that did not fall after a step is a baseline: no further step")
+	}
+	require.Len(t, h.cl.scaleCalls(), 1)
+}
+
 func TestScaleErrors(t *testing.T) {
 	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments/scale"}, "api", errors.New("no"))
 	cases := []struct {
