@@ -45,6 +45,15 @@ type Options struct {
 	// RevertWatch is how long after a patch a change by another actor counts
 	// as a revert. Default 5m.
 	RevertWatch time.Duration
+	// RevertSettle is how long a change back up toward the old count with
+	// no demand in sight waits for Prometheus to show the demand that may
+	// have caused it (a scale from zero), holding the function meanwhile,
+	// before it counts as a reversal. Default: the larger of two intervals
+	// and 30s.
+	RevertSettle time.Duration
+	// RevertsBeforeHold is how many reversals within RevertBackoff make a
+	// revert: tierscaler tries that many times, then holds. Default 2.
+	RevertsBeforeHold int
 	// LastRunResolution is how far the last run must move before the
 	// tierscaler.io/last-run annotation is rewritten. Default 1m.
 	LastRunResolution time.Duration
@@ -77,6 +86,7 @@ type Controller struct {
 	scaledUpAt map[string]time.Time
 	startups   map[string][]time.Duration
 	expect     map[string]expectation
+	reversals  map[string]reversal
 	holds      map[string]hold
 	checks     map[string]policy.ReadinessCheck
 	missed     map[string]missed
@@ -121,22 +131,6 @@ type metaEntry struct {
 	err                  error
 }
 
-type expectation struct {
-	to         int32
-	generation int64
-	at         time.Time
-}
-
-// hold keeps a function where it is until a time. It belongs to one
-// Deployment (its UID): a Deployment deleted and created again under the
-// same name is not held.
-type hold struct {
-	uid     string
-	until   time.Time
-	repeats int
-	why     string
-}
-
 // usageSteps are the last usage-driven scale-ups of one Deployment.
 type usageSteps struct {
 	uid      string
@@ -172,6 +166,12 @@ func New(o Options) (*Controller, error) {
 	if o.RevertWatch <= 0 {
 		o.RevertWatch = 5 * time.Minute
 	}
+	if o.RevertSettle <= 0 {
+		o.RevertSettle = max(2*o.Policy.Interval.Duration, 30*time.Second)
+	}
+	if o.RevertsBeforeHold <= 0 {
+		o.RevertsBeforeHold = 2
+	}
 	if o.LastRunResolution <= 0 {
 		o.LastRunResolution = time.Minute
 	}
@@ -190,7 +190,7 @@ func New(o Options) (*Controller, error) {
 	return &Controller{
 		o: o, trigger: make(chan struct{}, 1),
 		lastRun: map[string]time.Time{}, lastScale: map[string]time.Time{}, activation: map[string]time.Time{},
-		scaledUpAt: map[string]time.Time{}, startups: map[string][]time.Duration{}, expect: map[string]expectation{},
+		scaledUpAt: map[string]time.Time{}, startups: map[string][]time.Duration{}, expect: map[string]expectation{}, reversals: map[string]reversal{},
 		holds: map[string]hold{}, checks: map[string]policy.ReadinessCheck{}, missed: map[string]missed{},
 		invalid: map[string]string{}, shortfalls: map[string]bool{}, lastAction: map[string]string{},
 		metas: map[string]metaEntry{}, revertSeries: map[string]bool{}, steps: map[string]usageSteps{},
@@ -548,7 +548,6 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.detectReverts(st, now)
 	in := &inputs{
 		snap:      &policy.Snapshot{MetricsAvailable: ms.available && !ms.partial},
 		deps:      make(map[string]*appsv1.Deployment, len(st.Deployments)),
@@ -658,17 +657,16 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 		} else {
 			delete(c.invalid, key)
 		}
-		if h, ok := c.holds[key]; ok {
-			switch {
-			case h.uid != "" && h.uid != string(d.UID):
-				delete(c.holds, key) // another Deployment under the same name
-			case now.Before(h.until):
-				f.Hold = true
-			}
-		}
 		in.snap.Functions = append(in.snap.Functions, f)
 	}
 	c.o.Metrics.InvalidFunctions.Set(float64(invalid))
+	c.detectReverts(in, now)
+	for i := range in.snap.Functions {
+		f := &in.snap.Functions[i]
+		if c.held(f, in.deps[f.Key()], now) {
+			f.Hold = true
+		}
+	}
 	// Deleted functions are rare: look for them every few cycles.
 	if c.cycles++; c.cycles%16 == 0 {
 		c.forget(in.deps)
@@ -688,6 +686,7 @@ func (c *Controller) forget(exist map[string]*appsv1.Deployment) {
 	prune(c.lastAction, exist)
 	prune(c.holds, exist)
 	prune(c.steps, exist)
+	prune(c.reversals, exist)
 	for k := range c.revertSeries {
 		if exist[k] == nil {
 			c.o.Metrics.ProviderReverts.DeleteLabelValues(k)
@@ -745,57 +744,6 @@ func buildNodes(st *ClusterState, leaving map[*corev1.Pod]bool) []policy.Node {
 		}
 	}
 	return nodes
-}
-
-// detectReverts compares each function tierscaler recently scaled with what
-// the cluster now says. A change by another actor after tierscaler's (OpenFaaS
-// CE's provider puts 0 back to 1 and caps at 5) puts the function on hold for
-// a backoff: tierscaler never fights it in a loop. Called with c.mu held.
-func (c *Controller) detectReverts(st *ClusterState, now time.Time) {
-	if len(c.expect) == 0 {
-		return
-	}
-	byKey := make(map[string]*appsv1.Deployment, len(st.Deployments))
-	for i := range st.Deployments {
-		d := &st.Deployments[i]
-		byKey[d.Name+"."+d.Namespace] = d
-	}
-	for key, e := range c.expect {
-		d, ok := byKey[key]
-		if !ok {
-			delete(c.expect, key)
-			continue
-		}
-		if d.Generation <= e.generation || d.Spec.Replicas == nil {
-			// Our change is not visible yet.
-			if now.Sub(e.at) > c.o.RevertWatch {
-				delete(c.expect, key)
-			}
-			continue
-		}
-		if got := *d.Spec.Replicas; got != e.to {
-			h := c.holds[key]
-			backoff := c.o.RevertBackoff << min(h.repeats, 3)
-			h = hold{uid: string(d.UID), until: now.Add(backoff), repeats: h.repeats + 1,
-				why: fmt.Sprintf("set to %d by tierscaler, changed to %d by another actor", e.to, got)}
-			c.holds[key] = h
-			delete(c.expect, key)
-			c.o.Metrics.ProviderReverts.WithLabelValues(key).Inc()
-			c.revertSeries[key] = true
-			c.o.Log.Info("another actor reverted tierscaler's scale; leaving the function alone", "function", key,
-				"setTo", e.to, "now", got, "backoff", backoff,
-				"hint", "OpenFaaS CE resets 0 to 1 and caps at 5; see the chart README")
-			c.o.Recorder.Eventf(d, nil, corev1.EventTypeWarning, EventProviderReverted, actionDetect,
-				"tierscaler set replicas to %d, another actor changed them to %d (OpenFaaS CE puts 0 back to 1 and caps at 5); not retrying for %s", e.to, got, backoff)
-			continue
-		}
-		if now.Sub(e.at) > c.o.RevertWatch {
-			delete(c.expect, key)
-			if h, ok := c.holds[key]; ok && now.After(h.until.Add(c.o.RevertWatch)) {
-				delete(c.holds, key)
-			}
-		}
-	}
 }
 
 // act applies the actions in plan order: evictions first, then the scale-ups
@@ -857,7 +805,7 @@ func (c *Controller) act(ctx context.Context, actions []policy.Action, in *input
 			c.o.Recorder.Eventf(d, nil, corev1.EventTypeWarning, EventScaleFailed, actionScale, "scaling from %d to %d (%s) failed: %v", a.From, a.To, a.Reason, err)
 			if reason == "forbidden" || reason == "not-found" {
 				c.mu.Lock()
-				c.holds[key] = hold{uid: string(d.UID), until: now.Add(c.o.RevertBackoff), why: err.Error()}
+				c.holds[key] = hold{uid: string(d.UID), kind: holdError, until: now.Add(c.o.RevertBackoff), why: err.Error()}
 				c.mu.Unlock()
 			}
 			continue
@@ -884,7 +832,7 @@ func (c *Controller) act(ctx context.Context, actions []policy.Action, in *input
 		log.Info("scaled", "explanation", a.Explanation)
 		c.mu.Lock()
 		c.lastScale[key] = now
-		c.expect[key] = expectation{to: a.To, generation: d.Generation, at: now}
+		c.expect[key] = expectation{uid: string(d.UID), from: a.From, to: a.To, generation: d.Generation, spec: specPrint(d), at: now}
 		if u := a.UsageStep; u != nil {
 			st := c.steps[key]
 			if st.uid != string(d.UID) {

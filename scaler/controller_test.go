@@ -264,32 +264,6 @@ func TestQueriesPerCycleDoNotGrowWithFunctions(t *testing.T) {
 	require.Equal(t, 8, counts[10])
 }
 
-func TestProviderRevertIsDetectedAndNotFought(t *testing.T) {
-	deps := []appsv1.Deployment{deployment("jobs", 1, annotated("tierscaler.io/tier", "async"), annotated("tierscaler.io/last-run", "2026-11-24T10:00:00Z"))}
-	h := newHarness(t, deps, bigNode())
-	h.reconcile()
-	require.Equal(t, []string{"scale jobs 1->0"}, h.cl.scaleCalls())
-
-	// OpenFaaS CE's provider puts the Deployment back to 1.
-	h.cl.setReplicas("jobs", 1)
-	h.now = h.now.Add(15 * time.Second)
-	h.reconcile()
-	require.Equal(t, []string{"scale jobs 1->0"}, h.cl.scaleCalls(), "no second attempt while backing off")
-	require.Contains(t, h.rec.reasons("jobs"), EventProviderReverted)
-	require.Equal(t, 1.0, testutil.ToFloat64(h.m.ProviderReverts.WithLabelValues("jobs.openfaas-fn")))
-	require.Equal(t, "held", h.c.Status().Functions[0].State)
-
-	// Still held a few cycles later.
-	h.now = h.now.Add(5 * time.Minute)
-	h.reconcile()
-	require.Len(t, h.cl.scaleCalls(), 1)
-
-	// After the backoff it tries once more.
-	h.now = h.now.Add(6 * time.Minute)
-	h.reconcile()
-	require.Equal(t, []string{"scale jobs 1->0", "scale jobs 1->0"}, h.cl.scaleCalls())
-}
-
 // TestAUsageStepIsRememberedSoThatBaselineMemoryDoesNotRunAway: the
 // engine records a usage-driven scale-up in Action.UsageStep and relies on
 // the controller to give the applied one back (Function.MemoryStep): after
@@ -522,13 +496,7 @@ func TestControllerForgetsDeletedFunctions(t *testing.T) {
 func TestTheRevertSeriesOfADeletedFunctionIsDeleted(t *testing.T) {
 	deps := []appsv1.Deployment{deployment("jobs", 1, annotated("tierscaler.io/tier", "async"), annotated("tierscaler.io/last-run", "2026-11-24T10:00:00Z"))}
 	h := newHarness(t, deps, bigNode())
-	// tierscaler zeroes jobs; twice something puts it back to 1.
-	for range 2 {
-		h.reconcile()
-		h.cl.setReplicas("jobs", 1)
-		h.now = h.now.Add(15 * time.Second)
-	}
-	h.reconcile()
+	ceProvider(h, "jobs", 40)
 	require.Equal(t, 1, testutil.CollectAndCount(h.m.ProviderReverts))
 
 	h.cl.mu.Lock()

@@ -170,6 +170,17 @@ func (c *fakeCluster) setReplicas(name string, n int32) {
 	}
 }
 
+func (c *fakeCluster) replicas(name string) int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.st.Deployments {
+		if c.st.Deployments[i].Name == name {
+			return *c.st.Deployments[i].Spec.Replicas
+		}
+	}
+	return -1
+}
+
 func (c *fakeCluster) setReady(name string, n int32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
