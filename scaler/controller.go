@@ -51,6 +51,10 @@ type Options struct {
 	// before it counts as a reversal. Default: the larger of two intervals
 	// and 30s.
 	RevertSettle time.Duration
+	// InflightResetHold is how long, at least, in-flight work reads as
+	// unknown after it fell to 0 with no completion seen, for a function
+	// whose duration was never learned (see inflight.go). Default 1h.
+	InflightResetHold time.Duration
 	// RevertsBeforeHold is how many reversals within RevertBackoff make a
 	// revert: tierscaler tries that many times, then holds. Default 2.
 	RevertsBeforeHold int
@@ -98,6 +102,9 @@ type Controller struct {
 	// revertSeries are the functions with a tierscaler_provider_reverts_total
 	// series, deleted with the function.
 	revertSeries map[string]bool
+	// inflight remembers each function's in-flight figure, to tell a
+	// counter reset from a finished run (inflight.go).
+	inflight map[string]inflightMemo
 	// steps are the usage-driven scale-ups applied, given back to the
 	// engine (Function.CPUStep, MemoryStep) so that usage that does not
 	// respond to replicas never drives scaling twice.
@@ -169,6 +176,9 @@ func New(o Options) (*Controller, error) {
 	if o.RevertSettle <= 0 {
 		o.RevertSettle = max(2*o.Policy.Interval.Duration, 30*time.Second)
 	}
+	if o.InflightResetHold <= 0 {
+		o.InflightResetHold = time.Hour
+	}
 	if o.RevertsBeforeHold <= 0 {
 		o.RevertsBeforeHold = 2
 	}
@@ -193,7 +203,7 @@ func New(o Options) (*Controller, error) {
 		scaledUpAt: map[string]time.Time{}, startups: map[string][]time.Duration{}, expect: map[string]expectation{}, reversals: map[string]reversal{},
 		holds: map[string]hold{}, checks: map[string]policy.ReadinessCheck{}, missed: map[string]missed{},
 		invalid: map[string]string{}, shortfalls: map[string]bool{}, lastAction: map[string]string{},
-		metas: map[string]metaEntry{}, revertSeries: map[string]bool{}, steps: map[string]usageSteps{},
+		metas: map[string]metaEntry{}, revertSeries: map[string]bool{}, steps: map[string]usageSteps{}, inflight: map[string]inflightMemo{},
 	}, nil
 }
 
@@ -628,6 +638,9 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 			f.StartupTime = c.learnedStartup(key)
 		}
 		f.Rejections, f.Invocations, f.Duration, f.Inflight, f.Pending = ms.function(key)
+		if ms.available {
+			f.Inflight = c.readInflight(&f, d, now)
+		}
 		for _, p := range bound[podKey{d.Namespace, d.Name}] {
 			cpu, mem := ms.pod(p.Namespace, p.Name)
 			f.Pods = append(f.Pods, policy.Pod{Name: p.Name, Node: p.Spec.NodeName, Ready: podReady(p), CPU: cpu, Memory: mem})
@@ -687,6 +700,7 @@ func (c *Controller) forget(exist map[string]*appsv1.Deployment) {
 	prune(c.holds, exist)
 	prune(c.steps, exist)
 	prune(c.reversals, exist)
+	prune(c.inflight, exist)
 	for k := range c.revertSeries {
 		if exist[k] == nil {
 			c.o.Metrics.ProviderReverts.DeleteLabelValues(k)

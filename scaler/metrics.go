@@ -33,6 +33,7 @@ type Metrics struct {
 	InvalidFunctions   prometheus.Gauge
 	ActivationRequests *prometheus.CounterVec
 	LastReconcile      prometheus.Gauge
+	InflightResets     prometheus.Counter
 	Stalled            prometheus.Gauge
 }
 
@@ -98,6 +99,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		LastReconcile: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tierscaler_last_reconcile_timestamp_seconds", Help: "Unix time at which the last reconcile cycle finished.",
 		}),
+		InflightResets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tierscaler_inflight_resets_total", Help: "Times a function's in-flight work fell to 0 or vanished with no completion seen (a gateway counter reset); its in-flight work then reads as unknown for a while.",
+		}),
 		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tierscaler_reconcile_stalled", Help: "1 while this process leads and no reconcile cycle has finished for three intervals plus the cycle timeout (/healthz fails then).",
 		}),
@@ -105,6 +109,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.BuildInfo.WithLabelValues(Version, Revision, runtime.Version()).Set(1)
 	reg.MustRegister(m.ReconcileDuration, m.Reconciles, m.Queries, m.QueryDuration, m.MetricsAvailable, m.Actions,
 		m.Evictions, m.Shortfalls, m.DesiredReplicas, m.Replicas, m.PatchErrors, m.ProviderReverts, m.ReadinessMissed,
-		m.Leader, m.BuildInfo, m.LastRunWrites, m.InvalidFunctions, m.ActivationRequests, m.LastReconcile, m.Stalled)
+		m.Leader, m.BuildInfo, m.LastRunWrites, m.InvalidFunctions, m.ActivationRequests, m.LastReconcile, m.Stalled, m.InflightResets)
 	return m
 }
