@@ -58,11 +58,14 @@ type Options struct {
 	// RevertsBeforeHold is how many reversals within RevertBackoff make a
 	// revert: tierscaler tries that many times, then holds. Default 2.
 	RevertsBeforeHold int
-	// LastRunResolution is how far the last run must move before the
-	// tierscaler.io/last-run annotation is rewritten. Default 1m.
+	// State keeps the last runs of the cron and async functions across
+	// restarts, failovers and redeploys (state.go). Default: in memory
+	// (NewMemoryStore), as the simulator wants; tierscaler run uses a
+	// ConfigMapStore.
+	State LastRunStore
+	// LastRunResolution is how far a last run must move before it is
+	// written to State again. Default 1m.
 	LastRunResolution time.Duration
-	// MaxAnnotationWrites bounds the last-run writes of one cycle. Default 50.
-	MaxAnnotationWrites int
 	// MissedHold is how long a missed readiness check stays a shortfall
 	// when the function does not become Ready. Default 15m.
 	MissedHold time.Duration
@@ -82,23 +85,28 @@ type Controller struct {
 	o       Options
 	trigger chan struct{}
 
-	mu         sync.Mutex
-	leader     bool
-	lastRun    map[string]time.Time
-	lastScale  map[string]time.Time
-	activation map[string]time.Time
-	scaledUpAt map[string]time.Time
-	startups   map[string][]time.Duration
-	expect     map[string]expectation
-	reversals  map[string]reversal
-	holds      map[string]hold
-	checks     map[string]policy.ReadinessCheck
-	missed     map[string]missed
-	invalid    map[string]string
-	shortfalls map[string]bool
-	lastAction map[string]string
-	metas      map[string]metaEntry
-	series     map[[2]string]gaugePair
+	mu      sync.Mutex
+	leader  bool
+	lastRun map[string]time.Time
+	// persisted is what State holds; stateLoaded and migrated say whether
+	// it was loaded and whether the annotations were migrated into it.
+	persisted   map[string]time.Time
+	stateLoaded bool
+	migrated    bool
+	lastScale   map[string]time.Time
+	activation  map[string]time.Time
+	scaledUpAt  map[string]time.Time
+	startups    map[string][]time.Duration
+	expect      map[string]expectation
+	reversals   map[string]reversal
+	holds       map[string]hold
+	checks      map[string]policy.ReadinessCheck
+	missed      map[string]missed
+	invalid     map[string]string
+	shortfalls  map[string]bool
+	lastAction  map[string]string
+	metas       map[string]metaEntry
+	series      map[[2]string]gaugePair
 	// revertSeries are the functions with a tierscaler_provider_reverts_total
 	// series, deleted with the function.
 	revertSeries map[string]bool
@@ -185,8 +193,8 @@ func New(o Options) (*Controller, error) {
 	if o.LastRunResolution <= 0 {
 		o.LastRunResolution = time.Minute
 	}
-	if o.MaxAnnotationWrites <= 0 {
-		o.MaxAnnotationWrites = 50
+	if o.State == nil {
+		o.State = NewMemoryStore()
 	}
 	if o.MissedHold <= 0 {
 		o.MissedHold = 15 * time.Minute
@@ -199,7 +207,7 @@ func New(o Options) (*Controller, error) {
 	}
 	return &Controller{
 		o: o, trigger: make(chan struct{}, 1),
-		lastRun: map[string]time.Time{}, lastScale: map[string]time.Time{}, activation: map[string]time.Time{},
+		lastRun: map[string]time.Time{}, persisted: map[string]time.Time{}, lastScale: map[string]time.Time{}, activation: map[string]time.Time{},
 		scaledUpAt: map[string]time.Time{}, startups: map[string][]time.Duration{}, expect: map[string]expectation{}, reversals: map[string]reversal{},
 		holds: map[string]hold{}, checks: map[string]policy.ReadinessCheck{}, missed: map[string]missed{},
 		invalid: map[string]string{}, shortfalls: map[string]bool{}, lastAction: map[string]string{},
@@ -466,10 +474,6 @@ type inputs struct {
 	snap    *policy.Snapshot
 	deps    map[string]*appsv1.Deployment
 	metrics *metricSet
-	// persisted is each function's tierscaler.io/last-run annotation.
-	persisted map[string]time.Time
-	// active are the functions with activity now.
-	active map[string]bool
 }
 
 // Reconcile runs one cycle: gather, decide, drop no-ops, act; then verify
@@ -481,18 +485,23 @@ func (c *Controller) Reconcile(ctx context.Context) (*Result, error) {
 	now := c.o.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.o.CycleTimeout)
 	defer cancel()
+	stateErr := c.loadState(ctx)
+	if stateErr != nil {
+		c.o.Log.Error(stateErr, "cannot read tierscaler's state (the last runs that order evictions): nothing is evicted until it can be read; scaling goes on",
+			"hint", "the chart creates the state ConfigMap and grants get and patch on it")
+	}
 	in, err := c.gather(ctx, now)
 	if err != nil {
 		c.o.Metrics.Reconciles.WithLabelValues("error").Inc()
 		return nil, fmt.Errorf("gather: %w", err)
 	}
-	plan := c.decide(in, now)
+	plan := c.decide(in, now, stateErr == nil)
 	actions := dropNoops(plan.Actions)
 	applied := c.act(ctx, actions, in, now)
 	missedChecks := c.verify(ctx, plan.Checks, in, now)
 	shortfalls := append(append([]policy.Shortfall(nil), plan.Shortfalls...), missedChecks...)
 	c.report(ctx, plan, shortfalls, in, now)
-	c.persistLastRuns(ctx, in, now)
+	c.persistLastRuns(ctx, in)
 	c.o.Metrics.ReconcileDuration.Observe(time.Since(start).Seconds())
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		c.o.Metrics.Reconciles.WithLabelValues("timeout").Inc()
@@ -510,17 +519,28 @@ func (c *Controller) Reconcile(ctx context.Context) (*Result, error) {
 // Plan gathers and decides once, changing nothing: `tierscaler plan`.
 func (c *Controller) Plan(ctx context.Context) (*Result, error) {
 	now := c.o.Now()
+	if err := c.loadState(ctx); err != nil {
+		return nil, err
+	}
 	in, err := c.gather(ctx, now)
 	if err != nil {
 		return nil, fmt.Errorf("gather: %w", err)
 	}
-	plan := c.decide(in, now)
+	plan := c.decide(in, now, true)
 	plan.Actions = dropNoops(plan.Actions)
 	return &Result{Plan: plan, Snapshot: in.snap, Shortfalls: plan.Shortfalls}, nil
 }
 
 // decide is the policy engine.
-func (c *Controller) decide(in *inputs, now time.Time) *policy.Plan {
+func (c *Controller) decide(in *inputs, now time.Time, evict bool) *policy.Plan {
+	if !evict {
+		// Without the last runs the eviction order is unknown: no eviction
+		// this cycle.
+		p := *c.o.Policy
+		none := 0
+		p.Preemption.MaxEvictionsPerCycle = &none
+		return policy.Decide(in.snap, &p, now)
+	}
 	return policy.Decide(in.snap, c.o.Policy, now)
 }
 
@@ -559,11 +579,9 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	in := &inputs{
-		snap:      &policy.Snapshot{MetricsAvailable: ms.available && !ms.partial},
-		deps:      make(map[string]*appsv1.Deployment, len(st.Deployments)),
-		metrics:   ms,
-		persisted: map[string]time.Time{},
-		active:    map[string]bool{},
+		snap:    &policy.Snapshot{MetricsAvailable: ms.available && !ms.partial},
+		deps:    make(map[string]*appsv1.Deployment, len(st.Deployments)),
+		metrics: ms,
 	}
 	in.snap.Quotas = quotaHeadroom(st.Quotas)
 
@@ -646,13 +664,16 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 			f.Pods = append(f.Pods, policy.Pod{Name: p.Name, Node: p.Spec.NodeName, Ready: podReady(p), CPU: cpu, Memory: mem})
 		}
 
+		// The tierscaler.io/last-run annotations of earlier versions are
+		// read once, into State (migrated in the first cycle's write).
+		if !c.migrated && !meta.LastRun.IsZero() && (merr != nil || meta.Tier != policy.TierSync) {
+			c.lastRun[key] = latest(c.lastRun[key], meta.LastRun)
+		}
 		// Activity now moves the last run.
-		in.persisted[key] = meta.LastRun
 		if f.Invocations.Value > 0 || f.Inflight.Value > 0 || f.Pending.Value > 0 {
 			c.lastRun[key] = now
-			in.active[key] = true
 		}
-		f.LastRun = latest(meta.LastRun, c.lastRun[key])
+		f.LastRun = c.lastRun[key]
 		f.LastScale = latest(lastReplicaChange(d), c.lastScale[key])
 		if st, ok := c.steps[key]; ok && st.uid == string(d.UID) {
 			f.CPUStep, f.MemoryStep = st.cpu, st.mem
@@ -1017,33 +1038,84 @@ func (c *Controller) report(ctx context.Context, plan *policy.Plan, shortfalls [
 	}
 }
 
-// persistLastRuns writes the tierscaler.io/last-run annotation of functions
-// whose last run moved by at least LastRunResolution, a bounded number per
-// cycle, so that a restart keeps the eviction order.
-func (c *Controller) persistLastRuns(ctx context.Context, in *inputs, now time.Time) {
-	if c.o.DryRun {
+// persistLastRuns writes to State, in one write, the last runs of the cron
+// and async functions that moved by at least LastRunResolution, and drops
+// the entries of deleted functions and of functions that became sync; the
+// first write after loading marks the annotation migration done. Sync
+// functions are never written: nothing orders them.
+func (c *Controller) persistLastRuns(ctx context.Context, in *inputs) {
+	c.mu.Lock()
+	if c.o.DryRun || ctx.Err() != nil || !c.stateLoaded {
+		// Never write a state that could not be read first.
+		c.mu.Unlock()
 		return
 	}
-	keys := make([]string, 0, len(in.active))
-	for k := range in.active {
-		if now.Sub(in.persisted[k]) >= c.o.LastRunResolution {
-			keys = append(keys, k)
+	ch := LastRunChanges{Set: map[string]time.Time{}, Migrated: !c.migrated}
+	for i := range in.snap.Functions {
+		f := &in.snap.Functions[i]
+		key := f.Key()
+		switch f.Tier {
+		case policy.TierCron, policy.TierAsync:
+			if t := c.lastRun[key]; !t.IsZero() && t.Sub(c.persisted[key]) >= c.o.LastRunResolution {
+				ch.Set[key] = t
+			}
+		case policy.TierSync:
+			if _, ok := c.persisted[key]; ok {
+				ch.Delete = append(ch.Delete, key)
+			}
 		}
 	}
-	// Oldest persisted first, so every function gets its turn.
-	sort.Slice(keys, func(i, j int) bool { return in.persisted[keys[i]].Before(in.persisted[keys[j]]) })
-	for i, k := range keys {
-		if i >= c.o.MaxAnnotationWrites || ctx.Err() != nil {
-			break
+	for key := range c.persisted {
+		if in.deps[key] == nil {
+			ch.Delete = append(ch.Delete, key)
 		}
-		wctx, cancel := c.writeContext(ctx)
-		err := c.o.Cluster.Annotate(wctx, in.deps[k], map[string]string{policy.AnnotationLastRun: now.UTC().Format(time.RFC3339)})
-		cancel()
-		if err != nil {
-			c.o.Metrics.PatchErrors.WithLabelValues(patchErrorReason(err)).Inc()
-			c.o.Log.Error(err, "could not persist the last run", "function", k)
-			continue
-		}
-		c.o.Metrics.LastRunWrites.Inc()
 	}
+	c.mu.Unlock()
+	if ch.empty() {
+		return
+	}
+	sort.Strings(ch.Delete)
+	wctx, cancel := c.writeContext(ctx)
+	err := c.o.State.Save(wctx, ch)
+	cancel()
+	if err != nil {
+		c.o.Metrics.PatchErrors.WithLabelValues(patchErrorReason(err)).Inc()
+		c.o.Log.Error(err, "could not write the last runs; trying again next cycle", "set", len(ch.Set), "delete", len(ch.Delete))
+		return
+	}
+	c.o.Metrics.LastRunWrites.Inc()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	apply(c.persisted, ch)
+	if ch.Migrated {
+		c.migrated = true
+		c.o.Log.Info("the last runs are kept in tierscaler's state; the tierscaler.io/last-run annotations are no longer read")
+	}
+}
+
+// loadState reads State once, when the controller starts acting. Until it
+// succeeds, every cycle tries again and evicts nothing (the last runs order
+// evictions), and nothing is written to State.
+func (c *Controller) loadState(ctx context.Context) error {
+	c.mu.Lock()
+	loaded := c.stateLoaded
+	c.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	st, err := c.o.State.Load(ctx)
+	if err != nil {
+		c.o.Metrics.StateLoaded.Set(0)
+		return fmt.Errorf("load the last runs: %w", err)
+	}
+	c.o.Metrics.StateLoaded.Set(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, t := range st.Times {
+		c.lastRun[k] = latest(c.lastRun[k], t)
+		c.persisted[k] = t
+	}
+	c.migrated, c.stateLoaded = st.Migrated, true
+	c.o.Log.Info("loaded the last runs", "functions", len(st.Times), "annotationsMigrated", st.Migrated)
+	return nil
 }

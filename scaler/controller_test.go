@@ -124,8 +124,8 @@ func TestReconcileScalesUpOn429s(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(h.m.Actions.WithLabelValues("sync", "scale-up-rejections")))
 	require.Equal(t, 6.0, testutil.ToFloat64(h.m.DesiredReplicas.WithLabelValues("api.openfaas-fn", "sync")))
 	require.Equal(t, 1.0, testutil.ToFloat64(h.m.MetricsAvailable))
-	// The activity is persisted as the last run.
-	require.Contains(t, h.cl.allCalls(), "annotate api map[tierscaler.io/last-run:2026-11-24T12:00:00Z]")
+	// api is sync: nothing orders it, its last run is never written.
+	require.Equal(t, []string{"scale api 2->6"}, h.cl.allCalls())
 }
 
 func TestReconcileEvictsBeforeTheScaleUpItMakesRoomFor(t *testing.T) {
@@ -371,32 +371,6 @@ func TestPrewarmReadyInTimeIsNotAShortfall(t *testing.T) {
 	h.reconcile()
 	require.Empty(t, h.sink.last)
 	require.Equal(t, 0.0, testutil.ToFloat64(h.m.ReadinessMissed.WithLabelValues("prewarm")))
-}
-
-func TestLastRunIsPersistedOnlyWhenItMoves(t *testing.T) {
-	h := newHarness(t, []appsv1.Deployment{deployment("api", 1)}, bigNode())
-	h.q.set("invocations", model.Vector{fnSample("api.openfaas-fn", 1)})
-	h.q.set("inflight", model.Vector{fnSample("api.openfaas-fn", 1)})
-	annotations := func() int {
-		n := 0
-		for _, c := range h.cl.allCalls() {
-			if len(c) > 8 && c[:8] == "annotate" {
-				n++
-			}
-		}
-		return n
-	}
-	h.reconcile()
-	require.Equal(t, 1, annotations())
-	for i := 0; i < 3; i++ {
-		h.now = h.now.Add(15 * time.Second)
-		h.reconcile()
-	}
-	require.Equal(t, 1, annotations(), "not rewritten within a minute")
-	h.now = h.now.Add(20 * time.Second)
-	h.reconcile()
-	require.Equal(t, 2, annotations())
-	require.Equal(t, 2.0, testutil.ToFloat64(h.m.LastRunWrites))
 }
 
 func TestInvalidMetadataHoldsTheFunction(t *testing.T) {

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -93,6 +94,8 @@ type fixture struct {
 	pol  *policy.Policy
 	// start is when the test began: earlier Events are other tests'.
 	start time.Time
+	// pool names the test's nodes and its state ConfigMap.
+	pool string
 }
 
 type setupOpts struct {
@@ -119,6 +122,7 @@ func setup(t *testing.T, o setupOpts) *fixture {
 	if len(pool) > 40 {
 		pool = pool[:40]
 	}
+	f.pool = pool
 	require.NoError(t, env.AddNodes(ctx, pool, o.nodes, o.cpu, o.mem))
 	t.Cleanup(func() { _ = env.DeleteNodes(context.Background(), pool) })
 
@@ -127,6 +131,9 @@ func setup(t *testing.T, o setupOpts) *fixture {
 	_, err = emulator.CreateFunctions(ctx, env.Clientset, sc)
 	require.NoError(t, err)
 	t.Cleanup(func() { f.deleteFunctions(sc) })
+	t.Cleanup(func() {
+		_ = env.Client.Delete(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "state-" + pool}})
+	})
 	for name, ann := range o.annotate {
 		patch := fmt.Sprintf(`{"metadata":{"annotations":%s}}`, jsonMap(ann))
 		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
@@ -164,6 +171,8 @@ func (f *fixture) startController() {
 	f.t.Helper()
 	proc, err := scaler.NewProcess(scaler.ProcessOptions{
 		Policy: f.pol, RESTConfig: f.env.RESTConfig, MetricsAddr: "127.0.0.1:0", AllPods: true,
+		// Each test has a state of its own (and migrates its annotations).
+		StateNamespace: "default", StateName: "state-" + f.pool,
 		Log: logr.FromSlogHandler(slog.NewTextHandler(testWriter{f.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	require.NoError(f.t, err)
@@ -528,7 +537,8 @@ functions:
 		p.cmd = exec.Command(bin, "run", "--policy", polFile, "--kubeconfig", f.env.Kubeconfig,
 			"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "--leader-election-namespace", "default",
 			"--leader-election-id", "tierscaler-it", "--lease-duration", lease.String(), "--log-format", "text",
-			"--webhook-addr", "127.0.0.1:0", "--webhook-auth", "none")
+			"--webhook-addr", "127.0.0.1:0", "--webhook-auth", "none",
+			"--state-namespace", "default", "--state-name", "state-"+f.pool)
 		logPath := filepath.Join(dir, fmt.Sprintf("tierscaler-%d.log", i))
 		logf, err := os.Create(logPath)
 		require.NoError(t, err)

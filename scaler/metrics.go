@@ -34,6 +34,7 @@ type Metrics struct {
 	ActivationRequests *prometheus.CounterVec
 	LastReconcile      prometheus.Gauge
 	InflightResets     prometheus.Counter
+	StateLoaded        prometheus.Gauge
 	Stalled            prometheus.Gauge
 }
 
@@ -88,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tierscaler_build_info", Help: "Build information; always 1.",
 		}, []string{"version", "revision", "goversion"}),
 		LastRunWrites: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tierscaler_last_run_writes_total", Help: "Writes of the tierscaler.io/last-run annotation.",
+			Name: "tierscaler_last_run_writes_total", Help: "Writes of the last runs of cron and async functions to tierscaler's state (at most one per cycle).",
 		}),
 		InvalidFunctions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tierscaler_invalid_functions", Help: "Functions held where they are because their labels or annotations are invalid.",
@@ -102,6 +103,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		InflightResets: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tierscaler_inflight_resets_total", Help: "Times a function's in-flight work fell to 0 or vanished with no completion seen (a gateway counter reset); its in-flight work then reads as unknown for a while.",
 		}),
+		StateLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tierscaler_state_loaded", Help: "1 once the leader has read its state (the last runs of cron and async functions); 0 while it cannot, and evicts nothing.",
+		}),
 		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tierscaler_reconcile_stalled", Help: "1 while this process leads and no reconcile cycle has finished for three intervals plus the cycle timeout (/healthz fails then).",
 		}),
@@ -109,6 +113,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.BuildInfo.WithLabelValues(Version, Revision, runtime.Version()).Set(1)
 	reg.MustRegister(m.ReconcileDuration, m.Reconciles, m.Queries, m.QueryDuration, m.MetricsAvailable, m.Actions,
 		m.Evictions, m.Shortfalls, m.DesiredReplicas, m.Replicas, m.PatchErrors, m.ProviderReverts, m.ReadinessMissed,
-		m.Leader, m.BuildInfo, m.LastRunWrites, m.InvalidFunctions, m.ActivationRequests, m.LastReconcile, m.Stalled, m.InflightResets)
+		m.Leader, m.BuildInfo, m.LastRunWrites, m.InvalidFunctions, m.ActivationRequests, m.LastReconcile, m.Stalled, m.InflightResets, m.StateLoaded)
 	return m
 }

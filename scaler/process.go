@@ -46,6 +46,14 @@ type ProcessOptions struct {
 	Log     logr.Logger
 	// Querier defaults to the policy's Prometheus.
 	Querier Querier
+	// StateNamespace/StateName is the ConfigMap that keeps the last runs of
+	// the cron and async functions (ConfigMapStore). Defaults: the lease
+	// namespace, else "default"; DefaultStateName (tierscaler-state).
+	StateNamespace string
+	StateName      string
+	// StateMaxBytes bounds that ConfigMap's data (default
+	// DefaultStateMaxBytes).
+	StateMaxBytes int
 }
 
 // Process is a running tierscaler: a controller-runtime manager with the
@@ -75,6 +83,15 @@ func NewProcess(o ProcessOptions) (*Process, error) {
 	}
 	if o.LeaseName == "" {
 		o.LeaseName = "tierscaler"
+	}
+	if o.StateNamespace == "" {
+		o.StateNamespace = o.LeaseNamespace
+	}
+	if o.StateNamespace == "" {
+		o.StateNamespace = "default"
+	}
+	if o.StateName == "" {
+		o.StateName = DefaultStateName
 	}
 	renew, retry := o.LeaseDuration*2/3, o.LeaseDuration/6
 	mgr, err := manager.New(o.RESTConfig, manager.Options{
@@ -118,6 +135,8 @@ func NewProcess(o ProcessOptions) (*Process, error) {
 		Policy: o.Policy, Querier: q, Metrics: p.Metrics, DryRun: o.DryRun, Sink: o.Sink,
 		Log: o.Log.WithName("controller"), Recorder: mgr.GetEventRecorder("tierscaler"),
 		Cluster: &KubeCluster{Cached: mgr.GetCache(), Client: writer, Direct: writer, Namespaces: o.Policy.Namespaces},
+		State: &ConfigMapStore{Client: writer, Namespace: o.StateNamespace, Name: o.StateName, MaxBytes: o.StateMaxBytes,
+			Log: o.Log.WithName("state")},
 	})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +27,8 @@ func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	output := fs.String("o", "table", "output: table or json")
 	allPods := fs.Bool("all-pods", true, "read Pods in every namespace (see run)")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	stateNamespace := fs.String("state-namespace", "", "namespace of tierscaler's state ConfigMap, read for the last runs (default: $POD_NAMESPACE, else openfaas)")
+	stateName := fs.String("state-name", scaler.DefaultStateName, "name of tierscaler's state ConfigMap")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -65,6 +68,8 @@ func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Policy: pol, Querier: querier, DryRun: true, Log: logr.Discard(),
 		Metrics: scaler.NewMetrics(prometheus.NewRegistry()),
 		Cluster: &scaler.KubeCluster{Cached: c, Direct: direct, Namespaces: pol.Namespaces},
+		// Read only: a dry run never writes its state.
+		State: &scaler.ConfigMapStore{Client: direct, Namespace: envOr(*stateNamespace, "POD_NAMESPACE", "openfaas"), Name: *stateName},
 	})
 	if err != nil {
 		return err
@@ -139,4 +144,15 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// envOr returns v, else the environment variable env, else def.
+func envOr(v, env, def string) string {
+	if v != "" {
+		return v
+	}
+	if e := os.Getenv(env); e != "" {
+		return e
+	}
+	return def
 }

@@ -25,6 +25,8 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 	leaseNamespace := fs.String("leader-election-namespace", "", "namespace of the Lease (default: $POD_NAMESPACE, else openfaas)")
 	leaseName := fs.String("leader-election-id", "tierscaler", "name of the Lease")
 	leaseDuration := fs.Duration("lease-duration", 15*time.Second, "leader lease duration; a new leader takes over within it")
+	stateNamespace := fs.String("state-namespace", "", "namespace of the ConfigMap keeping the last runs of cron and async functions (default: the Lease's namespace)")
+	stateName := fs.String("state-name", scaler.DefaultStateName, "name of the ConfigMap keeping the last runs of cron and async functions; only tierscaler writes it")
 	allPods := fs.Bool("all-pods", true, "watch Pods in every namespace so that node room counts every pod (needs cluster-wide read of pods); false watches only function namespaces")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info or error")
@@ -79,10 +81,13 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if *leaseNamespace == "" {
 		*leaseNamespace = "openfaas"
 	}
+	if *stateNamespace == "" {
+		*stateNamespace = *leaseNamespace
+	}
 	proc, err := scaler.NewProcess(scaler.ProcessOptions{
 		Policy: pol, RESTConfig: cfg, MetricsAddr: *metricsAddr, DryRun: *dryRun,
 		LeaderElection: *leaderElect, LeaseNamespace: *leaseNamespace, LeaseName: *leaseName, LeaseDuration: *leaseDuration,
-		AllPods: *allPods, Log: log, Sink: sink,
+		AllPods: *allPods, Log: log, Sink: sink, StateNamespace: *stateNamespace, StateName: *stateName,
 	})
 	if err != nil {
 		return err
@@ -92,7 +97,7 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	log.Info("starting tierscaler", "version", scaler.Version, "policy", *policyFile, "namespaces", pol.Namespaces,
 		"prometheus", pol.Prometheus.URL, "alertmanagers", pol.AlertmanagerURLs(), "webhook", *webhookAddr,
-		"dryRun", *dryRun, "leaderElection", *leaderElect, "lease", *leaseNamespace+"/"+*leaseName)
+		"dryRun", *dryRun, "leaderElection", *leaderElect, "lease", *leaseNamespace+"/"+*leaseName, "state", *stateNamespace+"/"+*stateName)
 	if err := proc.Start(ctx); err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
