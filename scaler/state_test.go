@@ -221,9 +221,17 @@ func TestStateEncoding(t *testing.T) {
 	}
 	require.Equal(t, want, got, "minute resolution")
 
-	_, errs = decodeState(map[string]string{"openfaas-fn.00": "report 1\nbad\nfoo -3\n", "nodot": "a 1\n"})
-	require.Len(t, errs, 3)
-	require.ErrorContains(t, errs[0], "")
+	got, errs = decodeState(map[string]string{"openfaas-fn.00": "report 1\nbad\nfoo -3\n", "nodot": "a 1\n"})
+	require.Equal(t, map[string]time.Time{"report.openfaas-fn": time.Unix(60, 0).UTC()}, got, "what can be read is kept")
+	var msgs []string
+	for _, err := range errs {
+		msgs = append(msgs, err.Error())
+	}
+	require.ElementsMatch(t, []string{
+		`key "openfaas-fn.00" line 2 "bad": want "<name> <Unix minutes in base 36>"`,
+		`key "openfaas-fn.00" line 3 "foo -3": want "<name> <Unix minutes in base 36>"`,
+		`key "nodot": want <namespace>.<bucket>`,
+	}, msgs)
 }
 
 // TestStateSizeAt10000FunctionsWithLongNames: 10,000 cron and async
