@@ -77,7 +77,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tierscaler_scale_patch_errors_total", Help: "Failed scale or annotation patches by reason (conflict, forbidden, not-found, timeout, other).",
 		}, []string{"reason"}),
 		ProviderReverts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tierscaler_provider_reverts_total", Help: "Times another actor (for example OpenFaaS CE) changed a function's replicas away from what tierscaler set.",
+			Name: "tierscaler_provider_reverts_total", Help: "Provider reverts: another actor (for example OpenFaaS CE's provider) changed a function's replicas back toward what they were, repeatedly and with no demand, so that tierscaler holds the function.",
 		}, []string{"function"}),
 		ReadinessMissed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tierscaler_readiness_missed_total", Help: "Readiness checks (prewarm, activation) whose deadline passed without a Ready replica.",
