@@ -55,7 +55,7 @@ func TestRunFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no scenario", nil, "--scenario is required: a file or one of burst, mixed-small, nightly, seed-like"},
+		{"no scenario", nil, "--scenario is required: a file or one of burst, mixed-small, night-batch, nightly, seed-like"},
 		{"unknown scenario", []string{"--scenario", "nope"}, `scenario "nope" is neither a file nor a built-in scenario`},
 		{"bad tick", []string{"--scenario", "mixed-small", "--tick", "0s"}, "--tick 0s: want a positive duration"},
 		{"create without cluster", []string{"--scenario", "mixed-small", "--create", "--no-cluster"}, "--create needs a cluster"},
