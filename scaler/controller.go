@@ -84,6 +84,8 @@ type Options struct {
 type Controller struct {
 	o       Options
 	trigger chan struct{}
+	// fast asks for a fast-path cycle (see ReconcileFast).
+	fast chan struct{}
 
 	mu      sync.Mutex
 	leader  bool
@@ -97,6 +99,7 @@ type Controller struct {
 	activation  map[string]time.Time
 	scaledUpAt  map[string]time.Time
 	startups    map[string][]time.Duration
+	runs        map[string]learnedRun
 	expect      map[string]expectation
 	reversals   map[string]reversal
 	holds       map[string]hold
@@ -206,9 +209,9 @@ func New(o Options) (*Controller, error) {
 		o.WriteTimeout = 5 * time.Second
 	}
 	return &Controller{
-		o: o, trigger: make(chan struct{}, 1),
+		o: o, trigger: make(chan struct{}, 1), fast: make(chan struct{}, 1),
 		lastRun: map[string]time.Time{}, persisted: map[string]time.Time{}, lastScale: map[string]time.Time{}, activation: map[string]time.Time{},
-		scaledUpAt: map[string]time.Time{}, startups: map[string][]time.Duration{}, expect: map[string]expectation{}, reversals: map[string]reversal{},
+		scaledUpAt: map[string]time.Time{}, startups: map[string][]time.Duration{}, runs: map[string]learnedRun{}, expect: map[string]expectation{}, reversals: map[string]reversal{},
 		holds: map[string]hold{}, checks: map[string]policy.ReadinessCheck{}, missed: map[string]missed{},
 		invalid: map[string]string{}, shortfalls: map[string]bool{}, lastAction: map[string]string{},
 		metas: map[string]metaEntry{}, revertSeries: map[string]bool{}, steps: map[string]usageSteps{}, inflight: map[string]inflightMemo{},
@@ -250,16 +253,37 @@ func (c *Controller) Start(ctx context.Context) error {
 	}()
 	ticker := time.NewTicker(c.o.Policy.Interval.Duration)
 	defer ticker.Stop()
+	var lastFast time.Time
 	for {
-		c.safeReconcile(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		case <-c.trigger:
+		c.safeReconcile(ctx, false)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-ticker.C:
+				break wait
+			case <-c.trigger:
+				break wait
+			case <-c.fast:
+				// Between full cycles, at most one fast cycle a
+				// FastMinInterval; the full cycle keeps its ticks.
+				if d := FastMinInterval - time.Since(lastFast); d > 0 {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(d):
+					}
+				}
+				lastFast = time.Now()
+				c.safeReconcile(ctx, true)
+			}
 		}
 	}
 }
+
+// FastMinInterval is the least time between two fast-path cycles.
+const FastMinInterval = time.Second
 
 func (c *Controller) startLeading() {
 	c.mu.Lock()
@@ -309,15 +333,15 @@ func (c *Controller) writeContext(ctx context.Context) (context.Context, context
 	return context.WithTimeout(ctx, c.o.WriteTimeout)
 }
 
-func (c *Controller) safeReconcile(ctx context.Context) {
+func (c *Controller) safeReconcile(ctx context.Context, fast bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.o.Metrics.Reconciles.WithLabelValues("error").Inc()
 			c.o.Log.Error(fmt.Errorf("panic: %v", r), "reconcile panicked; holding until the next cycle", "stack", string(debug.Stack()))
 		}
 	}()
-	if _, err := c.Reconcile(ctx); err != nil && ctx.Err() == nil {
-		c.o.Log.Error(err, "reconcile failed; nothing was changed")
+	if _, err := c.reconcile(ctx, fast); err != nil && ctx.Err() == nil {
+		c.o.Log.Error(err, "reconcile failed; nothing was changed", "fast", fast)
 	}
 }
 
@@ -325,6 +349,14 @@ func (c *Controller) safeReconcile(ctx context.Context) {
 func (c *Controller) Trigger() {
 	select {
 	case c.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// TriggerFast asks for a fast-path cycle now (see ReconcileFast).
+func (c *Controller) TriggerFast() {
+	select {
+	case c.fast <- struct{}{}:
 	default:
 	}
 }
@@ -416,7 +448,7 @@ func (c *Controller) ActivateAll(ctx context.Context, fns []FunctionRef) []error
 		c.o.Metrics.ActivationRequests.WithLabelValues("accepted").Inc()
 	}
 	if accepted > 0 {
-		c.Trigger()
+		c.TriggerFast()
 	}
 	return errs
 }
@@ -439,7 +471,7 @@ func (c *Controller) ObserveDeployment(old, cur *appsv1.Deployment, at time.Time
 	}
 	c.mu.Unlock()
 	if old.Annotations[policy.AnnotationActivationRequested] != cur.Annotations[policy.AnnotationActivationRequested] {
-		c.Trigger()
+		c.TriggerFast()
 	}
 }
 
@@ -448,6 +480,41 @@ func latest(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// learnedRun remembers the longest mean duration of a function's
+// invocations in the current and the previous RunMemory window.
+type learnedRun struct {
+	cur, prev time.Duration
+	since     time.Time
+}
+
+// RunMemory is how long the longest observed mean duration of a function's
+// invocations is remembered as its run duration (between one and two
+// windows).
+const RunMemory = time.Hour
+
+// learnRunDuration returns the function's run duration for the engine: the
+// longest mean duration of its invocations seen in the last one to two
+// RunMemory windows (the duration query shows the mean over its rate
+// window, and nothing between runs). An async replica admitted now is
+// expected to hold its room that long; a running cron job to end within it.
+// Called with c.mu held.
+func (c *Controller) learnRunDuration(key string, mean policy.Metric, now time.Time) time.Duration {
+	r := c.runs[key]
+	if r.since.IsZero() {
+		r.since = now
+	}
+	if now.Sub(r.since) >= RunMemory {
+		r.prev, r.cur, r.since = r.cur, 0, now
+	}
+	if mean.Known && mean.Value > 0 {
+		r.cur = max(r.cur, time.Duration(mean.Value*float64(time.Second)))
+	}
+	if r.cur > 0 || r.prev > 0 {
+		c.runs[key] = r
+	}
+	return max(r.cur, r.prev)
 }
 
 // learnedStartup is the slowest of the last few observed startups.
@@ -481,7 +548,25 @@ type inputs struct {
 // by CycleTimeout: once it passes, the writes not yet made are left to the
 // next cycle.
 func (c *Controller) Reconcile(ctx context.Context) (*Result, error) {
+	return c.reconcile(ctx, false)
+}
+
+// ReconcileFast runs a fast-path cycle: what an activation request (an
+// Alertmanager webhook carrying evidence of demand: 429s, queued work)
+// triggers at once, between full cycles. It gathers as a full cycle does,
+// but its plan only adds replicas (policy.Snapshot.Fast): scale-downs,
+// zeroing and evictions stay on the full cycle, with its windows. It
+// reports no shortfalls (the next full cycle does) and writes no state.
+func (c *Controller) ReconcileFast(ctx context.Context) (*Result, error) {
+	return c.reconcile(ctx, true)
+}
+
+func (c *Controller) reconcile(ctx context.Context, fast bool) (*Result, error) {
 	start := time.Now()
+	counter := c.o.Metrics.Reconciles
+	if fast {
+		counter = c.o.Metrics.FastCycles
+	}
 	now := c.o.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.o.CycleTimeout)
 	defer cancel()
@@ -492,27 +577,34 @@ func (c *Controller) Reconcile(ctx context.Context) (*Result, error) {
 	}
 	in, err := c.gather(ctx, now)
 	if err != nil {
-		c.o.Metrics.Reconciles.WithLabelValues("error").Inc()
+		counter.WithLabelValues("error").Inc()
 		return nil, fmt.Errorf("gather: %w", err)
 	}
+	in.snap.Fast = fast
 	plan := c.decide(in, now, stateErr == nil)
-	actions := dropNoops(plan.Actions)
+	actions := DropNoops(plan.Actions)
 	applied := c.act(ctx, actions, in, now)
 	missedChecks := c.verify(ctx, plan.Checks, in, now)
 	shortfalls := append(append([]policy.Shortfall(nil), plan.Shortfalls...), missedChecks...)
-	c.report(ctx, plan, shortfalls, in, now)
-	c.persistLastRuns(ctx, in)
-	c.o.Metrics.ReconcileDuration.Observe(time.Since(start).Seconds())
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		c.o.Metrics.Reconciles.WithLabelValues("timeout").Inc()
-		c.o.Log.Info("the cycle reached its deadline; what it did not do is decided again next cycle", "cycleTimeout", c.o.CycleTimeout)
-	} else {
-		c.o.Metrics.Reconciles.WithLabelValues("success").Inc()
+	if !fast {
+		// The fast path adds replicas only: shortfalls, status and the
+		// last runs are the full cycle's.
+		c.report(ctx, plan, shortfalls, in, now)
+		c.persistLastRuns(ctx, in)
+		c.o.Metrics.ReconcileDuration.Observe(time.Since(start).Seconds())
 	}
-	c.mu.Lock()
-	c.lastFinished = c.o.Now()
-	c.mu.Unlock()
-	c.o.Metrics.LastReconcile.Set(float64(c.o.Now().Unix()))
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		counter.WithLabelValues("timeout").Inc()
+		c.o.Log.Info("the cycle reached its deadline; what it did not do is decided again next cycle", "cycleTimeout", c.o.CycleTimeout, "fast", fast)
+	} else {
+		counter.WithLabelValues("success").Inc()
+	}
+	if !fast {
+		c.mu.Lock()
+		c.lastFinished = c.o.Now()
+		c.mu.Unlock()
+		c.o.Metrics.LastReconcile.Set(float64(c.o.Now().Unix()))
+	}
 	return &Result{Plan: plan, Snapshot: in.snap, Applied: applied, Shortfalls: shortfalls}, nil
 }
 
@@ -527,7 +619,7 @@ func (c *Controller) Plan(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("gather: %w", err)
 	}
 	plan := c.decide(in, now, true)
-	plan.Actions = dropNoops(plan.Actions)
+	plan.Actions = DropNoops(plan.Actions)
 	return &Result{Plan: plan, Snapshot: in.snap, Shortfalls: plan.Shortfalls}, nil
 }
 
@@ -544,8 +636,8 @@ func (c *Controller) decide(in *inputs, now time.Time, evict bool) *policy.Plan 
 	return policy.Decide(in.snap, c.o.Policy, now)
 }
 
-// dropNoops removes actions that change nothing.
-func dropNoops(actions []policy.Action) []policy.Action {
+// DropNoops removes actions that change nothing.
+func DropNoops(actions []policy.Action) []policy.Action {
 	out := actions[:0:0]
 	for _, a := range actions {
 		if a.From != a.To {
@@ -659,6 +751,7 @@ func (c *Controller) gather(ctx context.Context, now time.Time) (*inputs, error)
 		if ms.available {
 			f.Inflight = c.readInflight(&f, d, now)
 		}
+		f.RunDuration = c.learnRunDuration(key, f.Duration, now)
 		for _, p := range bound[podKey{d.Namespace, d.Name}] {
 			cpu, mem := ms.pod(p.Namespace, p.Name)
 			f.Pods = append(f.Pods, policy.Pod{Name: p.Name, Node: p.Spec.NodeName, Ready: podReady(p), CPU: cpu, Memory: mem})
@@ -716,6 +809,7 @@ func (c *Controller) forget(exist map[string]*appsv1.Deployment) {
 	}
 	prune(c.metas, exist)
 	prune(c.startups, exist)
+	prune(c.runs, exist)
 	prune(c.invalid, exist)
 	prune(c.lastAction, exist)
 	prune(c.holds, exist)

@@ -74,6 +74,14 @@ func newHarness(t *testing.T, deps []appsv1.Deployment, nodes []corev1.Node, mod
 
 func (h *harness) reconcile() *Result {
 	h.t.Helper()
+	h.prepare()
+	res, err := h.c.Reconcile(context.Background())
+	require.NoError(h.t, err)
+	return res
+}
+
+// prepare sets what the gateway reports before a cycle.
+func (h *harness) prepare() {
 	if !h.frozen {
 		// The gateway reports every function, scraped just now, and as the
 		// default in-flight query and a Pro queue-worker do, a zero
@@ -99,9 +107,6 @@ func (h *harness) reconcile() *Result {
 			h.q.mu.Unlock()
 		}
 	}
-	res, err := h.c.Reconcile(context.Background())
-	require.NoError(h.t, err)
-	return res
 }
 
 // burst makes the fake Prometheus report 429s for fn.
@@ -396,12 +401,38 @@ func TestActivate(t *testing.T) {
 	// Not the leader: the request is recorded on the Deployment for the leader.
 	require.Contains(t, h.cl.allCalls()[0], "annotate jobs map[tierscaler.io/activation-requested:2026-11-24T12:00:00Z]")
 	select {
-	case <-h.c.trigger:
+	case <-h.c.fast:
 	default:
-		t.Fatal("Activate did not trigger a reconcile")
+		t.Fatal("Activate did not trigger a fast-path cycle")
 	}
 	h.reconcile()
 	require.Equal(t, []string{"scale jobs 0->1"}, h.cl.scaleCalls())
+}
+
+// The fast path (issue 13): a cycle run at once on an activation request
+// only adds replicas; scale-downs, zeroing and evictions wait for the full
+// cycle, and it reports no shortfall.
+func TestReconcileFastOnlyAdds(t *testing.T) {
+	deps := []appsv1.Deployment{
+		deployment("api", 2),
+		deployment("idle", 5, annotated("tierscaler.io/tier", "async")),
+		deployment("jobs", 0, annotated("tierscaler.io/tier", "async")),
+	}
+	h := newHarness(t, deps, bigNode())
+	h.burst("api", 10, 20, 8)
+	h.q.set("inflight", model.Vector{fnSample("api.openfaas-fn", 8)})
+	h.q.set("pending", model.Vector{fnSample("jobs.openfaas-fn", 25)})
+	h.prepare()
+	res, err := h.c.ReconcileFast(context.Background())
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"scale api 2->6", "scale jobs 0->3"}, h.cl.scaleCalls(), "idle is not zeroed on the fast path")
+	require.True(t, res.Snapshot.Fast)
+	require.Nil(t, h.sink.last, "the fast path reports no shortfalls")
+	require.Equal(t, 1.0, testutil.ToFloat64(h.m.FastCycles.WithLabelValues("success")))
+	require.Equal(t, 0.0, testutil.ToFloat64(h.m.Reconciles.WithLabelValues("success")))
+	// The full cycle zeroes idle.
+	h.reconcile()
+	require.Contains(t, h.cl.scaleCalls(), "scale idle 5->0")
 }
 
 func TestActivateAllReadsTheClusterOnce(t *testing.T) {
@@ -438,7 +469,7 @@ func TestObserveDeploymentLearnsStartupTime(t *testing.T) {
 func TestReconcileSurvivesAPanickingCycle(t *testing.T) {
 	h := newHarness(t, []appsv1.Deployment{deployment("api", 1)}, bigNode())
 	h.c.o.Cluster = panicCluster{}
-	require.NotPanics(t, func() { h.c.safeReconcile(context.Background()) })
+	require.NotPanics(t, func() { h.c.safeReconcile(context.Background(), false) })
 	require.Equal(t, 1.0, testutil.ToFloat64(h.m.Reconciles.WithLabelValues("error")))
 }
 
@@ -503,4 +534,34 @@ func TestANotFoundHoldDoesNotCarryOverToARecreatedDeployment(t *testing.T) {
 	h.now = h.now.Add(15 * time.Second)
 	h.reconcile()
 	require.Equal(t, []string{"scale api 2->6", "scale api 2->6"}, h.cl.scaleCalls(), "the new Deployment is not held")
+}
+
+// The engine gets each function's run duration: the longest mean duration
+// of its invocations seen in the last one to two hours (issue 14).
+func TestRunDurationsAreLearned(t *testing.T) {
+	h := newHarness(t, []appsv1.Deployment{deployment("jobs", 1, annotated("tierscaler.io/tier", "async"))}, bigNode())
+	dur := func(seconds float64) {
+		if seconds == 0 {
+			h.q.set("duration", model.Vector{})
+			return
+		}
+		h.q.set("duration", model.Vector{fnSample("jobs.openfaas-fn", seconds)})
+	}
+	run := func() time.Duration {
+		res := h.reconcile()
+		return res.Snapshot.Functions[0].RunDuration
+	}
+	dur(30)
+	require.Equal(t, 30*time.Second, run())
+	h.now = h.now.Add(interval)
+	dur(10)
+	require.Equal(t, 30*time.Second, run(), "the longest is kept")
+	h.now = h.now.Add(interval)
+	dur(0)
+	require.Equal(t, 30*time.Second, run(), "nothing between runs: still known")
+	h.now = h.now.Add(RunMemory)
+	dur(10)
+	require.Equal(t, 30*time.Second, run(), "the previous window is remembered")
+	h.now = h.now.Add(RunMemory)
+	require.Equal(t, 10*time.Second, run(), "after two windows the old longest is forgotten")
 }

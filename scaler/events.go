@@ -9,11 +9,14 @@ import (
 // Event reasons tierscaler records on function Deployments. They are the one
 // place these strings are defined.
 const (
-	EventScaledUp          = "ScaledUp"
-	EventScaledDown        = "ScaledDown"
-	EventPrewarmed         = "Prewarmed"
-	EventActivated         = "Activated"
-	EventZeroedIdle        = "ZeroedIdle"
+	EventScaledUp   = "ScaledUp"
+	EventScaledDown = "ScaledDown"
+	EventPrewarmed  = "Prewarmed"
+	EventActivated  = "Activated"
+	EventZeroedIdle = "ZeroedIdle"
+	// EventReclaimed: an idle async function gave its room to a cron
+	// function's reservation.
+	EventReclaimed         = "ReclaimedForCron"
 	EventEvicted           = "EvictedForCapacity"
 	EventShortfall         = "CapacityShortfall"
 	EventPrewarmMissed     = "PrewarmMissed"
@@ -48,6 +51,8 @@ func eventReason(r policy.Reason) string {
 		return EventEvicted
 	case policy.ReasonZeroIdle:
 		return EventZeroedIdle
+	case policy.ReasonReclaimForCron:
+		return EventReclaimed
 	case policy.ReasonPrewarmCron:
 		return EventPrewarmed
 	case policy.ReasonActivateAsync:

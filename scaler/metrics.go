@@ -16,6 +16,7 @@ var (
 type Metrics struct {
 	ReconcileDuration  prometheus.Histogram
 	Reconciles         *prometheus.CounterVec
+	FastCycles         *prometheus.CounterVec
 	Queries            *prometheus.CounterVec
 	QueryDuration      *prometheus.HistogramVec
 	MetricsAvailable   prometheus.Gauge
@@ -47,6 +48,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		Reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tierscaler_reconciles_total", Help: "Reconcile cycles by result (success, error, timeout: the cycle reached its deadline).",
+		}, []string{"result"}),
+		FastCycles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tierscaler_fast_cycles_total", Help: "Fast-path cycles run at once on an activation request, between full cycles: they only add replicas. By result (success, error, timeout).",
 		}, []string{"result"}),
 		Queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tierscaler_prometheus_queries_total", Help: "PromQL queries by policy query name and result (success, warnings (a partial answer), error, timeout, invalid).",
@@ -111,7 +115,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	m.BuildInfo.WithLabelValues(Version, Revision, runtime.Version()).Set(1)
-	reg.MustRegister(m.ReconcileDuration, m.Reconciles, m.Queries, m.QueryDuration, m.MetricsAvailable, m.Actions,
+	reg.MustRegister(m.ReconcileDuration, m.Reconciles, m.FastCycles, m.Queries, m.QueryDuration, m.MetricsAvailable, m.Actions,
 		m.Evictions, m.Shortfalls, m.DesiredReplicas, m.Replicas, m.PatchErrors, m.ProviderReverts, m.ReadinessMissed,
 		m.Leader, m.BuildInfo, m.LastRunWrites, m.InvalidFunctions, m.ActivationRequests, m.LastReconcile, m.Stalled, m.InflightResets, m.StateLoaded)
 	return m

@@ -127,7 +127,7 @@ func NewProcess(o ProcessOptions) (*Process, error) {
 	p.Metrics = NewMetrics(p.Registry)
 	q := o.Querier
 	if q == nil {
-		if q, err = NewPrometheusQuerier(o.Policy.Prometheus.URL, nil); err != nil {
+		if q, err = NewPolicyQuerier(o.Policy, ""); err != nil {
 			return nil, err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 
 	"github.com/tierscaler/tierscaler/policy"
@@ -42,6 +43,24 @@ func NewPrometheusQuerier(url string, rt http.RoundTripper) (*PrometheusQuerier,
 		return nil, fmt.Errorf("prometheus client for %s: %w", url, err)
 	}
 	return &PrometheusQuerier{api: promv1.NewAPI(c)}, nil
+}
+
+// NewPolicyQuerier returns the Querier for the policy's Prometheus: url
+// (the policy's prometheus.url when empty), reached with the policy's
+// prometheus.httpConfig, Prometheus' own HTTP client configuration (basic
+// auth, bearer tokens and TLS from files, headers, proxies).
+func NewPolicyQuerier(p *policy.Policy, url string) (*PrometheusQuerier, error) {
+	if url == "" {
+		url = p.Prometheus.URL
+	}
+	var rt http.RoundTripper
+	if cfg := p.Prometheus.HTTPConfig; cfg != nil {
+		var err error
+		if rt, err = promconfig.NewRoundTripperFromConfig(*cfg, "prometheus"); err != nil {
+			return nil, fmt.Errorf("prometheus.httpConfig: %w", err)
+		}
+	}
+	return NewPrometheusQuerier(url, rt)
 }
 
 // Query runs promql at the given time and insists on a vector result. It
@@ -81,7 +100,7 @@ func nonNegative(v float64) bool { return v >= 0 }
 // per cycle does not depend on the number of functions.
 func queries(p *policy.Policy) []namedQuery {
 	q := p.Queries
-	return []namedQuery{
+	all := []namedQuery{
 		{"functions", q.Functions, byFunction, func(m *metricSet) *map[string]float64 { return &m.seen }, func(v float64) bool { return v > 0 }},
 		{"rejections", q.Rejections, byFunction, func(m *metricSet) *map[string]float64 { return &m.rejections }, nonNegative},
 		{"invocations", q.Invocations, byFunction, func(m *metricSet) *map[string]float64 { return &m.invocations }, nonNegative},
@@ -93,6 +112,16 @@ func queries(p *policy.Policy) []namedQuery {
 		{"cpu", q.CPU, byPod, func(m *metricSet) *map[string]float64 { return &m.cpu }, nonNegative},
 		{"memory", q.Memory, byPod, func(m *metricSet) *map[string]float64 { return &m.memory }, nonNegative},
 	}
+	// A usage signal turned off is not queried: its usage stays unknown,
+	// and the engine does not use it.
+	out := all[:0]
+	for _, nq := range all {
+		if nq.name == "cpu" && !p.CPUSignal() || nq.name == "memory" && !p.MemorySignal() {
+			continue
+		}
+		out = append(out, nq)
+	}
+	return out
 }
 
 // metricSet is one cycle's Prometheus data, keyed by function_name

@@ -151,3 +151,26 @@ func TestGatherMetrics(t *testing.T) {
 		})
 	}
 }
+
+// A usage signal turned off in the policy is not queried (signals.cpu,
+// signals.memory: a Prometheus without cadvisor).
+func TestSignalsOffAreNotQueried(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		cpu, mem bool
+		want     int
+	}{
+		{"both on", true, true, 8},
+		{"cpu off", false, true, 7},
+		{"both off", false, false, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := policy.Default()
+			p.Signals.CPU, p.Signals.Memory = &tc.cpu, &tc.mem
+			q := newFakeQuerier(p)
+			set := gatherMetrics(context.Background(), q, p, time.Now(), NewMetrics(prometheus.NewRegistry()))
+			require.Equal(t, tc.want, q.calls)
+			require.True(t, set.available, "%v", set.problems)
+		})
+	}
+}

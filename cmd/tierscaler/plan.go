@@ -29,11 +29,17 @@ func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
 	stateNamespace := fs.String("state-namespace", "", "namespace of tierscaler's state ConfigMap, read for the last runs (default: $POD_NAMESPACE, else openfaas)")
 	stateName := fs.String("state-name", scaler.DefaultStateName, "name of tierscaler's state ConfigMap")
+	promURL := fs.String("prometheus-url", "", "query this Prometheus instead of the policy's prometheus.url (for example through a port-forward from a workstation)")
+	saveSnapshot := fs.String("save-snapshot", "", "also write what was gathered (snapshot, policy, clock) to this file, to replay with --snapshot or attach to a bug report")
+	snapshotFile := fs.String("snapshot", "", "decide from a snapshot file written by --save-snapshot, offline: no cluster, no Prometheus")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *output != "table" && *output != "json" {
 		return fmt.Errorf("%w: -o %q: want table or json", errUsage, *output)
+	}
+	if *snapshotFile != "" {
+		return replayPlan(*snapshotFile, *output, stdout)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -60,7 +66,7 @@ func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !c.WaitForCacheSync(ctx) {
 		return fmt.Errorf("the informer caches did not sync within %s: is the API server reachable, and may this identity list deployments, pods, nodes and resourcequotas?", *timeout)
 	}
-	querier, err := scaler.NewPrometheusQuerier(pol.Prometheus.URL, nil)
+	querier, err := scaler.NewPolicyQuerier(pol, *promURL)
 	if err != nil {
 		return err
 	}
@@ -78,12 +84,41 @@ func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if *output == "json" {
+	if *saveSnapshot != "" {
+		data, err := policy.EncodeSnapshot(res.Snapshot, pol, res.Plan.Time)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*saveSnapshot, data, 0o600); err != nil {
+			return fmt.Errorf("--save-snapshot: %w", err)
+		}
+	}
+	return writePlan(res.Plan, *output, stdout)
+}
+
+// replayPlan decides from a saved snapshot file, offline.
+func replayPlan(path, output string, stdout io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--snapshot: %w", err)
+	}
+	s, p, now, err := policy.DecodeSnapshot(data)
+	if err != nil {
+		return fmt.Errorf("--snapshot %s: %w", path, err)
+	}
+	plan := policy.Decide(s, p, now)
+	plan.Actions = scaler.DropNoops(plan.Actions)
+	return writePlan(plan, output, stdout)
+}
+
+// writePlan prints a plan as JSON or as tables.
+func writePlan(plan *policy.Plan, output string, stdout io.Writer) error {
+	if output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res.Plan)
+		return enc.Encode(plan)
 	}
-	return printPlan(stdout, res.Plan)
+	return printPlan(stdout, plan)
 }
 
 // printPlan renders a plan as tables.
@@ -115,6 +150,14 @@ func printPlan(w io.Writer, p *policy.Plan) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", fn, orDash(string(s.Tier)), s.Reason, missing(s.Missing), s.Message)
 		}
 	}
+	if len(p.Reservations) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "RESERVATION\tFIRE\tPREWARM\tPODS\tWHERE")
+		for _, r := range p.Reservations {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Key(), r.Fire.UTC().Format(time.RFC3339), r.Prewarm.UTC().Format(time.RFC3339),
+				reservedPods(r), reservedWhere(r))
+		}
+	}
 	if len(p.Checks) > 0 {
 		fmt.Fprintln(tw)
 		fmt.Fprintln(tw, "READINESS CHECK\tKIND\tDEADLINE")
@@ -123,6 +166,34 @@ func printPlan(w io.Writer, p *policy.Plan) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// reservedPods says how many pods a reservation holds and misses.
+func reservedPods(r policy.Reservation) string {
+	s := fmt.Sprintf("%d", r.Pods)
+	if r.Missing > 0 {
+		s += fmt.Sprintf(" (%d missing)", r.Missing)
+	}
+	return s
+}
+
+// reservedWhere says where a reservation's room is.
+func reservedWhere(r policy.Reservation) string {
+	switch {
+	case r.Early:
+		return "held by its pods: prewarmed early"
+	case len(r.Nodes) == 0:
+		return "-"
+	}
+	var parts []string
+	for _, n := range r.Nodes {
+		parts = append(parts, fmt.Sprintf("%s×%d", n.Node, n.Pods))
+	}
+	s := strings.Join(parts, " ")
+	if r.TakenBySync {
+		s += " (room taken by sync claims)"
+	}
+	return s
 }
 
 func missing(r policy.Resources) string {
