@@ -38,6 +38,10 @@ func ParseAuthMode(s string) (AuthMode, error) {
 	return "", fmt.Errorf("webhook auth mode %q: want %q or %q", s, AuthRequired, AuthNone)
 }
 
+// DefaultBasicAuthUser is the user of OpenFaaS's basic-auth Secret
+// (basic-auth-user), which OpenFaaS CE's Alertmanager sends.
+const DefaultBasicAuthUser = "admin"
+
 // DefaultAuthReload is how often the credential files are checked for a
 // change (a rotated Secret).
 const DefaultAuthReload = 10 * time.Second
@@ -53,6 +57,16 @@ type AuthOptions struct {
 	TokenFile string
 	// BasicAuthFile holds "user:password" on one line.
 	BasicAuthFile string
+	// BasicAuthPasswordFile holds only the basic-auth password, as the
+	// OpenFaaS Secret basic-auth stores it under basic-auth-password; the
+	// user is BasicAuthUser. This is what OpenFaaS CE's Alertmanager sends
+	// to the gateway (username admin, password_file from that Secret), so
+	// its receiver can be pointed at tierscaler with only a URL change.
+	// Surrounding white space is ignored, as Alertmanager ignores it.
+	BasicAuthPasswordFile string
+	// BasicAuthUser is the user that goes with BasicAuthPasswordFile
+	// (default DefaultBasicAuthUser).
+	BasicAuthUser string
 	// Token and BasicAuth are the same credentials given directly, for
 	// tests and programs.
 	Token     string
@@ -105,8 +119,18 @@ func NewAuthenticator(o AuthOptions) (*Authenticator, error) {
 		return nil, errors.New("webhook auth: give the token as a file or directly, not both")
 	case o.BasicAuthFile != "" && o.BasicAuth != "":
 		return nil, errors.New("webhook auth: give the basic-auth credentials as a file or directly, not both")
-	case o.TokenFile == "" && o.Token == "" && o.BasicAuthFile == "" && o.BasicAuth == "":
-		return nil, errors.New("webhook auth is required but no credentials are configured: set --webhook-token-file or --webhook-basic-auth-file (or --webhook-auth=none to accept unauthenticated requests, not recommended)")
+	case o.BasicAuthPasswordFile != "" && (o.BasicAuthFile != "" || o.BasicAuth != ""):
+		return nil, errors.New("webhook auth: give the basic-auth credentials as one user:password file or as a password file with its user, not both")
+	case o.BasicAuthUser != "" && o.BasicAuthPasswordFile == "":
+		return nil, errors.New("webhook auth: a basic-auth user is set without a basic-auth password file")
+	case strings.ContainsAny(o.BasicAuthUser, ":\r\n"):
+		return nil, fmt.Errorf("webhook auth: the basic-auth user %q holds a colon or a line break", o.BasicAuthUser)
+	case o.TokenFile == "" && o.Token == "" && o.BasicAuthFile == "" && o.BasicAuth == "" && o.BasicAuthPasswordFile == "":
+		return nil, errors.New("webhook auth is required but no credentials are configured: set --webhook-token-file, --webhook-basic-auth-file or --webhook-basic-auth-password-file (or --webhook-auth=none to accept unauthenticated requests, not recommended)")
+	}
+	if o.BasicAuthPasswordFile != "" && o.BasicAuthUser == "" {
+		o.BasicAuthUser = DefaultBasicAuthUser
+		a.o.BasicAuthUser = DefaultBasicAuthUser
 	}
 	c, err := a.load()
 	if err != nil {
@@ -139,6 +163,17 @@ func (a *Authenticator) load() (credentials, error) {
 			return c, fmt.Errorf("webhook auth: the basic-auth credentials%s must be one line user:password with neither part empty", from(a.o.BasicAuthFile))
 		}
 		u, p := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(pass))
+		c.user, c.password = &u, &p
+	}
+	if a.o.BasicAuthPasswordFile != "" {
+		pass, err := a.read(a.o.BasicAuthPasswordFile, "", "basic-auth password")
+		if err != nil {
+			return c, err
+		}
+		if strings.ContainsAny(pass, "\r\n") {
+			return c, fmt.Errorf("webhook auth: the basic-auth password%s holds a line break", from(a.o.BasicAuthPasswordFile))
+		}
+		u, p := sha256.Sum256([]byte(a.o.BasicAuthUser)), sha256.Sum256([]byte(pass))
 		c.user, c.password = &u, &p
 	}
 	return c, nil
@@ -177,12 +212,12 @@ func (a *Authenticator) read(file, literal, what string) (string, error) {
 func (a *Authenticator) current() credentials {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if (a.o.TokenFile == "" && a.o.BasicAuthFile == "") || time.Since(a.checked) < a.o.Reload {
+	if (a.o.TokenFile == "" && a.o.BasicAuthFile == "" && a.o.BasicAuthPasswordFile == "") || time.Since(a.checked) < a.o.Reload {
 		return a.creds
 	}
 	a.checked = time.Now()
 	changed := false
-	for _, f := range []string{a.o.TokenFile, a.o.BasicAuthFile} {
+	for _, f := range []string{a.o.TokenFile, a.o.BasicAuthFile, a.o.BasicAuthPasswordFile} {
 		if f == "" {
 			continue
 		}

@@ -17,14 +17,18 @@
 //	TierscalerPrewarmMissed       reason prewarm-missed
 //	TierscalerActivationTimeout   reason activation-timeout
 //	TierscalerMetricsUnavailable  reason metrics-unavailable (cluster-wide)
+//	TierscalerCronAtRisk          reason cron-at-risk: a forecast that a cron
+//	                              function's reservation will not fit at its
+//	                              prewarm (deadline = the fire time)
 //
 // Labels (an alert's identity in Alertmanager is its label set):
 //
 //	alertname      one of the above
-//	service        "tierscaler"
+//	component      "tierscaler", on every alert
+//	service        the function, name.namespace; "tierscaler" for the
+//	               cluster-wide alert
 //	severity       see below
-//	function_name  name.namespace, as the OpenFaaS gateway writes it (absent
-//	               for the cluster-wide alert)
+//	function       name.namespace (absent for the cluster-wide alert)
 //	namespace      the function's namespace (absent for the cluster-wide alert)
 //	tier           sync, cron or async; "cluster" (TierClusterWide) for the
 //	               cluster-wide alert, since Alertmanager drops empty labels
@@ -36,11 +40,21 @@
 // missing_pods (an integer), and deadline (RFC 3339, UTC) when the shortfall
 // has one (a missed fire time or activation deadline).
 //
+// No alert carries function_name, and extra labels cannot add it: OpenFaaS
+// CE's Alertmanager sends every alert to the gateway's /system/alert, which
+// scales any function named in a firing alert's function_name and sets it
+// back to its minimum when the alert resolves. service is per function
+// because the same Alertmanager mutes a warning while a critical alert with
+// the same alertname, cluster and service fires: a critical shortfall of one
+// sync function must not hide the warnings of the others
+// (TestIntegrationOpenFaaSCEAlertmanagerNeverScales proves both against the
+// real Alertmanager with OpenFaaS CE's routing).
+//
 // Severity (Severity): critical for a prewarm missed (a scheduled job ran
 // cold or failed) and for a capacity shortfall or activation timeout of a
 // sync function (callers are turned away now); warning for cron and async
-// capacity shortfalls and activation timeouts (work is late, not lost) and
-// for metrics unavailable (tierscaler fails static: it scales nothing down,
+// capacity shortfalls and activation timeouts (work is late, not lost), for
+// a cron function at risk (a forecast), and for metrics unavailable (tierscaler fails static: it scales nothing down,
 // zeroes nothing and evicts nothing).
 //
 // Lifecycle. A new alert is posted at once with startsAt = the time Sync
@@ -57,11 +71,11 @@
 // controller died or lost leadership expires by itself within
 // k×ResendInterval (3 minutes by default), and one whose reconcile loop
 // stopped calling Sync within MaxSyncAge + k×ResendInterval. In addition, once the first Sync has happened,
-// each Alertmanager is asked for its active alerts with service="tierscaler",
-// one of the four names above and the extra labels
+// each Alertmanager is asked for its active alerts with component="tierscaler",
+// one of the names above and the extra labels
 // (GET /api/v2/alerts?filter=...&active=true); those the notifier does not
 // report as firing are resolved, and those it does keep the startsAt
-// Alertmanager knew. Prometheus rules therefore must not reuse the four
+// Alertmanager knew. Prometheus rules therefore must not reuse these
 // names (deploy/chart/tierscaler/rules does not).
 //
 // Outages. While an Alertmanager fails (network error, timeout, 5xx) its
@@ -84,12 +98,15 @@
 // POST /webhook/alertmanager. Both take Alertmanager's webhook payload
 // (version "4"; the older numeric groupKey is accepted too). For each
 // firing alert with a function_name label ("name.namespace", or a bare name
-// in the default namespace, the policy's first) the Activator is called once
+// in the default namespace, the policy's first), or else a function label
+// (tierscaler's own activation rules use it, so that they cannot drive the
+// CE gateway), the Activator is called once
 // per function and request: *scaler.Controller records the request (a
 // Deployment annotation on replicas that do not lead) and triggers a
 // reconcile. A resolved alert is accepted and ignored: it never scales
-// anything down. Alerts without function_name, and tierscaler's own alerts
-// routed back, are ignored; functions tierscaler does not watch
+// anything down. Alerts naming no function, and tierscaler's own alerts
+// routed back (component or service "tierscaler" and one of the names
+// above), are ignored; functions tierscaler does not watch
 // (scaler.ErrUnknownFunction) are counted and ignored.
 //
 // The work of one request is bounded whatever its body: the alerts are read
@@ -110,8 +127,14 @@
 // (FuzzParseWebhook).
 //
 // Authentication is required by default: a bearer token (--webhook-token-
-// file) or basic auth (--webhook-basic-auth-file, "user:password"), read
-// from files a Secret provides, reloaded when they change, and compared in
+// file) or basic auth, either as one "user:password" file
+// (--webhook-basic-auth-file) or as OpenFaaS keeps it: the basic-auth
+// Secret's basic-auth-password key mounted as it is
+// (--webhook-basic-auth-password-file) with the user admin
+// (--webhook-basic-auth-user). The last is what OpenFaaS CE's Alertmanager
+// already sends to the gateway, so its scale-up receiver can be pointed at
+// tierscaler's /system/alert with a URL change and nothing else. The
+// credentials are read from files a Secret provides, reloaded when they change, and compared in
 // constant time (SHA-256 digests compared with crypto/subtle). Only
 // --webhook-auth=none turns it off, with a warning in the log.
 //

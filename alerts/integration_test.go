@@ -198,7 +198,7 @@ func tail(s string, n int) string {
 // active lists the active tierscaler alerts of the Alertmanager.
 func (am *alertmanager) active(t *testing.T) []GettableAlert {
 	t.Helper()
-	resp, err := http.Get(am.URL + "/api/v2/alerts?active=true&filter=" + url.QueryEscape(`service="tierscaler"`))
+	resp, err := http.Get(am.URL + "/api/v2/alerts?active=true&filter=" + url.QueryEscape(`component="tierscaler"`))
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -223,7 +223,7 @@ func (am *alertmanager) post(t *testing.T, alerts ...PostableAlert) {
 func functionNames(as []GettableAlert) []string {
 	var out []string
 	for _, a := range as {
-		out = append(out, a.Labels[LabelFunctionName]+"/"+a.Labels[LabelAlertName])
+		out = append(out, a.Labels[LabelFunction]+"/"+a.Labels[LabelAlertName])
 	}
 	sort.Strings(out)
 	return out
@@ -274,15 +274,15 @@ func TestIntegrationNotifierFireAndResolve(t *testing.T) {
 		byName[a.Labels[LabelAlertName]] = a
 	}
 	fig := byName[AlertCapacityShortfall]
-	assert.Equal(t, map[string]string{"alertname": AlertCapacityShortfall, "service": "tierscaler", "severity": "critical",
-		"function_name": "figlet.openfaas-fn", "namespace": "openfaas-fn", "tier": "sync", "reason": "insufficient-capacity"}, fig.Labels)
+	assert.Equal(t, map[string]string{"alertname": AlertCapacityShortfall, "component": "tierscaler", "service": "figlet.openfaas-fn", "severity": "critical",
+		"function": "figlet.openfaas-fn", "namespace": "openfaas-fn", "tier": "sync", "reason": "insufficient-capacity"}, fig.Labels)
 	assert.Equal(t, "500m", fig.Annotations[AnnotationMissingCPU])
 	assert.Equal(t, "128Mi", fig.Annotations[AnnotationMissingMemory])
 	assert.Equal(t, "1", fig.Annotations[AnnotationMissingPods])
 	assert.WithinDuration(t, firstSync, fig.StartsAt, time.Millisecond)
 	assert.WithinDuration(t, firstSync.Add(3*time.Minute), fig.EndsAt, time.Second)
 	assert.Equal(t, "active", fig.Status.State)
-	assert.Equal(t, map[string]string{"alertname": AlertMetricsUnavailable, "service": "tierscaler", "severity": "warning",
+	assert.Equal(t, map[string]string{"alertname": AlertMetricsUnavailable, "component": "tierscaler", "service": "tierscaler", "severity": "warning",
 		"tier": TierClusterWide, "reason": "metrics-unavailable"}, byName[AlertMetricsUnavailable].Labels)
 	assert.NotEmpty(t, byName[AlertPrewarmMissed].Annotations[AnnotationDeadline])
 	assert.Equal(t, "critical", byName[AlertPrewarmMissed].Labels[LabelSeverity])

@@ -16,24 +16,45 @@ const (
 	AlertPrewarmMissed      = "TierscalerPrewarmMissed"
 	AlertActivationTimeout  = "TierscalerActivationTimeout"
 	AlertMetricsUnavailable = "TierscalerMetricsUnavailable"
+	AlertCronAtRisk         = "TierscalerCronAtRisk"
 )
 
 // AlertNames lists the alerts the Notifier posts. The startup clean-up
 // only touches alerts with these names, so Prometheus rules must not reuse
 // them.
-var AlertNames = []string{AlertCapacityShortfall, AlertPrewarmMissed, AlertActivationTimeout, AlertMetricsUnavailable}
+var AlertNames = []string{AlertCapacityShortfall, AlertPrewarmMissed, AlertActivationTimeout, AlertMetricsUnavailable, AlertCronAtRisk}
 
 // The label names and values of the Notifier's alerts.
+//
+// They are chosen to be safe next to OpenFaaS CE's Alertmanager, which
+// sends every alert to the gateway's /system/alert and inhibits warnings
+// while a critical alert with the same alertname, cluster and service
+// fires:
+//
+//   - the function is in LabelFunction, never in LabelFunctionName: the CE
+//     gateway scales any function named in a firing alert's function_name
+//     and sets it back to its minimum when the alert resolves;
+//   - LabelService is the function ("name.namespace"), so that a critical
+//     shortfall of one function never mutes the warning of another;
+//     cluster-wide alerts carry ServiceName;
+//   - LabelComponent is ComponentName on every alert: it is what routes
+//     and the Notifier's clean-up select tierscaler's alerts by.
 const (
-	LabelAlertName    = "alertname"
-	LabelService      = "service"
-	LabelSeverity     = "severity"
+	LabelAlertName = "alertname"
+	LabelComponent = "component"
+	LabelService   = "service"
+	LabelSeverity  = "severity"
+	LabelFunction  = "function"
+	LabelNamespace = "namespace"
+	LabelTier      = "tier"
+	LabelReason    = "reason"
+	// LabelFunctionName is OpenFaaS's label ("name.namespace"). The webhook
+	// reads it; tierscaler's own alerts never carry it.
 	LabelFunctionName = "function_name"
-	LabelNamespace    = "namespace"
-	LabelTier         = "tier"
-	LabelReason       = "reason"
 
-	// ServiceName is the value of the service label of every alert.
+	// ComponentName is the value of the component label of every alert.
+	ComponentName = "tierscaler"
+	// ServiceName is the value of the service label of cluster-wide alerts.
 	ServiceName = "tierscaler"
 	// TierClusterWide is the tier label of alerts that concern no single
 	// function (metrics unavailable): Alertmanager drops empty labels, so
@@ -66,6 +87,8 @@ func AlertName(r policy.ShortfallReason) string {
 		return AlertActivationTimeout
 	case policy.ShortfallMetricsUnavailable:
 		return AlertMetricsUnavailable
+	case policy.ShortfallCronAtRisk:
+		return AlertCronAtRisk
 	}
 	return ""
 }
@@ -78,6 +101,8 @@ func AlertName(r policy.ShortfallReason) string {
 //     ones (work is late, not lost);
 //   - metrics unavailable is a warning: tierscaler fails static, it scales
 //     nothing down, zeroes nothing and evicts nothing;
+//   - a cron function at risk is a warning: it is a forecast, and the
+//     prewarm may still find room; if it does not, a prewarm missed follows;
 //   - anything else is a warning.
 func Severity(sf policy.Shortfall) string {
 	switch sf.Reason {
@@ -93,7 +118,7 @@ func Severity(sf policy.Shortfall) string {
 
 // Alert maps a shortfall to the labels and annotations of its alert; the
 // times are left to the caller. extra labels are added unless they would
-// replace one of the alert's own.
+// replace one of the alert's own; function_name is never added.
 func Alert(sf policy.Shortfall, extra map[string]string) PostableAlert {
 	name := AlertName(sf.Reason)
 	if name == "" {
@@ -106,17 +131,19 @@ func Alert(sf policy.Shortfall, extra map[string]string) PostableAlert {
 	}
 	labels := map[string]string{
 		LabelAlertName: name,
+		LabelComponent: ComponentName,
 		LabelService:   ServiceName,
 		LabelSeverity:  Severity(sf),
 		LabelTier:      tier,
 		LabelReason:    string(sf.Reason),
 	}
 	if sf.Function != "" {
-		labels[LabelFunctionName] = sf.Key()
+		labels[LabelFunction] = sf.Key()
+		labels[LabelService] = sf.Key()
 		labels[LabelNamespace] = sf.Namespace
 	}
 	for k, v := range extra {
-		if _, own := labels[k]; !own && v != "" {
+		if _, own := labels[k]; !own && v != "" && !reservedLabels[k] {
 			labels[k] = v
 		}
 	}
@@ -136,6 +163,11 @@ func Alert(sf policy.Shortfall, extra map[string]string) PostableAlert {
 	return PostableAlert{Labels: labels, Annotations: ann}
 }
 
+// reservedLabels are the alert's own label names, present or not, and
+// function_name, which must never reach OpenFaaS CE's gateway.
+var reservedLabels = map[string]bool{LabelAlertName: true, LabelComponent: true, LabelService: true, LabelSeverity: true,
+	LabelFunction: true, LabelNamespace: true, LabelTier: true, LabelReason: true, LabelFunctionName: true}
+
 func summary(sf policy.Shortfall) string {
 	fn := sf.Key()
 	switch sf.Reason {
@@ -151,6 +183,9 @@ func summary(sf policy.Shortfall) string {
 		return fmt.Sprintf("%s (%s): not Ready within the activation timeout", fn, sf.Tier)
 	case policy.ShortfallMetricsUnavailable:
 		return "tierscaler is failing static: Prometheus data is unavailable, stale or invalid"
+	case policy.ShortfallCronAtRisk:
+		return fmt.Sprintf("%s (%s): %d pod(s) will not fit at its prewarm for the run at %s", fn, sf.Tier, sf.Missing.Pods,
+			sf.Deadline.UTC().Format(time.RFC3339))
 	}
 	if sf.Function == "" {
 		return fmt.Sprintf("tierscaler shortfall: %s", sf.Reason)

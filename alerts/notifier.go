@@ -158,13 +158,13 @@ func NewNotifier(o NotifierOptions) (*Notifier, error) {
 			return nil, fmt.Errorf("alerts: generator URL %q is not an absolute URL", o.GeneratorURL)
 		}
 	}
-	own := map[string]bool{LabelAlertName: true, LabelService: true, LabelSeverity: true, LabelFunctionName: true,
-		LabelNamespace: true, LabelTier: true, LabelReason: true}
 	for k, v := range o.ExtraLabels {
 		switch {
 		case !labelName.MatchString(k):
 			return nil, fmt.Errorf("alerts: extra label name %q is not a valid Prometheus label name", k)
-		case own[k]:
+		case k == LabelFunctionName:
+			return nil, fmt.Errorf("alerts: extra label %q is refused: OpenFaaS CE's gateway scales any function an alert names in it", k)
+		case reservedLabels[k]:
 			return nil, fmt.Errorf("alerts: extra label %q would replace one of tierscaler's own labels", k)
 		case v == "":
 			return nil, fmt.Errorf("alerts: extra label %q has an empty value (Alertmanager drops empty labels)", k)
@@ -387,7 +387,7 @@ func (n *Notifier) recoverPanic(where string) {
 
 func alertKV(a PostableAlert) []any {
 	kv := []any{"alertname", a.Labels[LabelAlertName], "reason", a.Labels[LabelReason], "severity", a.Labels[LabelSeverity]}
-	if fn := a.Labels[LabelFunctionName]; fn != "" {
+	if fn := a.Labels[LabelFunction]; fn != "" {
 		kv = append(kv, "function", fn)
 	}
 	return kv

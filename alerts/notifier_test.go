@@ -29,7 +29,7 @@ func drain(n *Notifier) []PostableAlert {
 func byFunction(as []PostableAlert) map[string]PostableAlert {
 	out := map[string]PostableAlert{}
 	for _, a := range as {
-		out[a.Labels[LabelFunctionName]+"/"+a.Labels[LabelAlertName]] = a
+		out[a.Labels[LabelFunction]+"/"+a.Labels[LabelAlertName]] = a
 	}
 	return out
 }
@@ -142,8 +142,8 @@ func TestNotifierDeliversAndResolves(t *testing.T) {
 	require.Eventually(t, func() bool { return len(am.received()) == 2 }, 5*time.Second, 5*time.Millisecond)
 	got := byFunction(am.received())
 	fa := got["a.openfaas-fn/"+AlertCapacityShortfall]
-	assert.Equal(t, map[string]string{"alertname": AlertCapacityShortfall, "service": "tierscaler", "severity": "critical",
-		"function_name": "a.openfaas-fn", "namespace": "openfaas-fn", "tier": "sync", "reason": "insufficient-capacity", "cluster": "test"}, fa.Labels)
+	assert.Equal(t, map[string]string{"alertname": AlertCapacityShortfall, "component": "tierscaler", "service": "a.openfaas-fn", "severity": "critical",
+		"function": "a.openfaas-fn", "namespace": "openfaas-fn", "tier": "sync", "reason": "insufficient-capacity", "cluster": "test"}, fa.Labels)
 	assert.Equal(t, "http://tierscaler:8080/status", fa.GeneratorURL)
 	assert.True(t, fa.StartsAt.Equal(t0), "startsAt %v", fa.StartsAt)
 	assert.True(t, fa.EndsAt.Equal(t0.Add(3*time.Hour)), "endsAt %v", fa.EndsAt)
@@ -154,7 +154,7 @@ func TestNotifierDeliversAndResolves(t *testing.T) {
 	n.Sync(ctx, t0.Add(time.Minute), []policy.Shortfall{metricsDown()})
 	require.Eventually(t, func() bool { return len(am.received()) == 3 }, 5*time.Second, 5*time.Millisecond)
 	resolved := am.received()[2]
-	assert.Equal(t, "a.openfaas-fn", resolved.Labels[LabelFunctionName])
+	assert.Equal(t, "a.openfaas-fn", resolved.Labels[LabelFunction])
 	assert.True(t, resolved.EndsAt.Equal(t0.Add(time.Minute)), "endsAt %v", resolved.EndsAt)
 	assert.Equal(t, 0.0, testutil.ToFloat64(n.Metrics().AlertsFiring.WithLabelValues(AlertCapacityShortfall)))
 	// The fake Alertmanager records a post before the notifier has its
@@ -197,7 +197,7 @@ func TestNotifierBoundedQueue(t *testing.T) {
 	assert.Equal(t, 6, n.Pending())
 	q := n.targets[0].queue
 	for k, e := range q {
-		if e.alert.Labels[LabelFunctionName] == "a.openfaas-fn" {
+		if e.alert.Labels[LabelFunction] == "a.openfaas-fn" {
 			assert.True(t, e.alert.Resolved(t0.Add(2*time.Minute)), "a is queued resolved: %s", k)
 		}
 	}
@@ -229,7 +229,7 @@ func TestNotifierOutageThenRecovery(t *testing.T) {
 	settles(t, "nothing pending", func() bool { return n.Pending() == 0 })
 	names := []string{}
 	for _, a := range am2.received() {
-		names = append(names, a.Labels[LabelFunctionName])
+		names = append(names, a.Labels[LabelFunction])
 	}
 	assert.ElementsMatch(t, []string{"a.openfaas-fn", "b.openfaas-fn"}, names)
 }
@@ -290,8 +290,8 @@ func TestNotifierStartupCleanup(t *testing.T) {
 
 	am.mu.Lock()
 	require.Len(t, am.listed, 1)
-	assert.ElementsMatch(t, []string{`service="tierscaler"`,
-		`alertname=~"TierscalerCapacityShortfall|TierscalerPrewarmMissed|TierscalerActivationTimeout|TierscalerMetricsUnavailable"`},
+	assert.ElementsMatch(t, []string{`component="tierscaler"`,
+		`alertname=~"TierscalerCapacityShortfall|TierscalerPrewarmMissed|TierscalerActivationTimeout|TierscalerMetricsUnavailable|TierscalerCronAtRisk"`},
 		am.listed[0]["filter"])
 	assert.Equal(t, "true", am.listed[0].Get("active"))
 	am.mu.Unlock()
@@ -306,7 +306,7 @@ func TestNotifierStartupCleanup(t *testing.T) {
 	clk.Set(t0.Add(time.Second))
 	require.Eventually(t, func() bool {
 		for _, a := range am.received() {
-			if a.Labels[LabelFunctionName] == "still.openfaas-fn" && a.StartsAt.Equal(earlier) {
+			if a.Labels[LabelFunction] == "still.openfaas-fn" && a.StartsAt.Equal(earlier) {
 				return true
 			}
 		}
@@ -346,6 +346,8 @@ func TestNewNotifierErrors(t *testing.T) {
 		{"factor 1", NotifierOptions{URLs: []string{"http://am"}, EndsAtFactor: 1}, "below 2"},
 		{"bad label name", NotifierOptions{URLs: []string{"http://am"}, ExtraLabels: map[string]string{"a-b": "x"}}, "not a valid Prometheus label name"},
 		{"own label", NotifierOptions{URLs: []string{"http://am"}, ExtraLabels: map[string]string{"severity": "x"}}, "would replace"},
+		{"component label", NotifierOptions{URLs: []string{"http://am"}, ExtraLabels: map[string]string{"component": "x"}}, "would replace"},
+		{"function_name label", NotifierOptions{URLs: []string{"http://am"}, ExtraLabels: map[string]string{"function_name": "x.y"}}, "OpenFaaS CE's gateway scales"},
 		{"empty label", NotifierOptions{URLs: []string{"http://am"}, ExtraLabels: map[string]string{"cluster": ""}}, "empty value"},
 		{"relative generator", NotifierOptions{URLs: []string{"http://am"}, GeneratorURL: "/status"}, "absolute"},
 	}

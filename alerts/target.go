@@ -264,7 +264,7 @@ func (t *target) post(ctx context.Context, batch []PostableAlert) error {
 // keeps that startsAt.
 func (t *target) cleanup(ctx context.Context) error {
 	q := url.Values{}
-	q.Add("filter", matcher(LabelService, "=", ServiceName))
+	q.Add("filter", matcher(LabelComponent, "=", ComponentName))
 	q.Add("filter", matcher(LabelAlertName, "=~", strings.Join(AlertNames, "|")))
 	names := make([]string, 0, len(t.n.o.ExtraLabels))
 	for k := range t.n.o.ExtraLabels {

@@ -259,8 +259,14 @@ func (h *WebhookHandler) Handle(ctx context.Context, msg *WebhookMessage) Webhoo
 			status = msg.Status
 		}
 		fn := al.Labels[LabelFunctionName]
+		if fn == "" {
+			// tierscaler's own activation rules (deploy/chart/tierscaler/
+			// rules) name the function in "function", so that they are
+			// harmless if they reach OpenFaaS CE's gateway.
+			fn = al.Labels[LabelFunction]
+		}
 		switch {
-		case al.Labels[LabelService] == ServiceName && slices.Contains(AlertNames, al.Labels[LabelAlertName]):
+		case ownAlert(al.Labels):
 			// tierscaler's own shortfall alerts routed back: activating the
 			// function again would not help.
 			res.Ignored++
@@ -409,6 +415,13 @@ func jsonKind(goType string) string {
 		return "a non-negative integer"
 	}
 	return "an object"
+}
+
+// ownAlert reports whether labels are those of one of the Notifier's alerts
+// (service=tierscaler marked them before component did, in 0.1).
+func ownAlert(labels map[string]string) bool {
+	return (labels[LabelComponent] == ComponentName || labels[LabelService] == ServiceName) &&
+		slices.Contains(AlertNames, labels[LabelAlertName])
 }
 
 // ParseFunctionName splits an OpenFaaS function_name label, "name.namespace"

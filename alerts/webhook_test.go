@@ -101,9 +101,16 @@ func TestWebhook(t *testing.T) {
 			check: func(t *testing.T, _ *httptest.ResponseRecorder, res WebhookResult) { assert.Equal(t, 2, res.Ignored) }},
 		{name: "alerts without function_name and tierscaler's own are ignored",
 			body: payload(alertJSON("firing", map[string]string{"alertname": "NodeDown"}),
-				alertJSON("firing", map[string]string{"alertname": AlertCapacityShortfall, "service": "tierscaler", "function_name": "figlet.openfaas-fn"})),
+				alertJSON("firing", map[string]string{"alertname": AlertCapacityShortfall, "service": "tierscaler", "function_name": "figlet.openfaas-fn"}),
+				alertJSON("firing", map[string]string{"alertname": AlertCronAtRisk, "component": "tierscaler", "service": "report.openfaas-fn", "function": "report.openfaas-fn"})),
 			auth: bearer, wantCode: 200, wantResult: RequestOK,
-			check: func(t *testing.T, _ *httptest.ResponseRecorder, res WebhookResult) { assert.Equal(t, 2, res.Ignored) }},
+			check: func(t *testing.T, _ *httptest.ResponseRecorder, res WebhookResult) { assert.Equal(t, 3, res.Ignored) }},
+		{name: "an activation rule's function label activates",
+			body: payload(alertJSON("firing", map[string]string{"alertname": "FunctionRejectingRequests", "tierscaler": "activate", "function": "figlet.team-a"})),
+			auth: bearer, wantCode: 200, wantCalls: []string{"figlet.team-a"}, wantResult: RequestOK},
+		{name: "function_name wins over function",
+			body: payload(alertJSON("firing", map[string]string{"alertname": "x", "function_name": "a.b", "function": "c.d"})),
+			auth: bearer, wantCode: 200, wantCalls: []string{"a.b"}, wantResult: RequestOK},
 		{name: "invalid function_name and status are reported, valid ones still act",
 			body: payload(firing("Not_Valid.openfaas-fn"), firing("a.b.c"), firing("ok.openfaas-fn"),
 				alertJSON("pending", map[string]string{"function_name": "x.y"})),
@@ -313,6 +320,8 @@ func TestAuthenticatorOptions(t *testing.T) {
 	empty := write("empty", "\n")
 	badBasic := write("badbasic", "nopassword")
 	spaced := write("spaced", "two words")
+	password := write("basic-auth-password", "s3cret")
+	twoLines := write("twolines", "one\ntwo")
 	tests := []struct {
 		name    string
 		o       AuthOptions
@@ -329,6 +338,13 @@ func TestAuthenticatorOptions(t *testing.T) {
 		{"token with a space", AuthOptions{TokenFile: spaced}, "white space"},
 		{"file and literal", AuthOptions{TokenFile: token, Token: "x"}, "not both"},
 		{"bad mode", AuthOptions{Mode: "maybe"}, "want"},
+		{"password file", AuthOptions{BasicAuthPasswordFile: password}, ""},
+		{"password file with a user", AuthOptions{BasicAuthPasswordFile: password, BasicAuthUser: "ops"}, ""},
+		{"password file and user:password file", AuthOptions{BasicAuthPasswordFile: password, BasicAuthFile: basic}, "not both"},
+		{"user without a password file", AuthOptions{BasicAuthUser: "admin", Token: "t"}, "without a basic-auth password file"},
+		{"user with a colon", AuthOptions{BasicAuthPasswordFile: password, BasicAuthUser: "a:b"}, "colon"},
+		{"empty password file", AuthOptions{BasicAuthPasswordFile: empty}, "basic-auth password file"},
+		{"password of two lines", AuthOptions{BasicAuthPasswordFile: twoLines}, "line break"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -340,6 +356,33 @@ func TestAuthenticatorOptions(t *testing.T) {
 			require.ErrorContains(t, err, tt.wantErr)
 		})
 	}
+}
+
+// TestAuthenticatorTakesTheOpenFaaSSecret: the OpenFaaS basic-auth Secret
+// mounted as it is (key basic-auth-password, no trailing newline, or one
+// when it was written by hand) authenticates OpenFaaS CE's Alertmanager,
+// which sends user admin and that password (password_file, trimmed).
+func TestAuthenticatorTakesTheOpenFaaSSecret(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "basic-auth-password")
+	require.NoError(t, os.WriteFile(p, []byte("a1b2c3\n"), 0o600))
+	a, err := NewAuthenticator(AuthOptions{BasicAuthPasswordFile: p, Reload: time.Nanosecond, Log: testr.New(t)})
+	require.NoError(t, err)
+	req := func(user, pass string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, PathSystemAlert, nil)
+		r.SetBasicAuth(user, pass)
+		return r
+	}
+	assert.True(t, a.Authenticate(req("admin", "a1b2c3")))
+	assert.False(t, a.Authenticate(req("admin", "a1b2c3\n")))
+	assert.False(t, a.Authenticate(req("ops", "a1b2c3")))
+	assert.False(t, a.Authenticate(req("admin", "wrong")))
+	assert.Equal(t, []string{`Basic realm="tierscaler", charset="UTF-8"`}, a.Challenges())
+
+	// A rotated Secret is picked up.
+	require.NoError(t, os.WriteFile(p, []byte("rotated-password"), 0o600))
+	assert.True(t, a.Authenticate(req("admin", "rotated-password")))
+	assert.False(t, a.Authenticate(req("admin", "a1b2c3")))
 }
 
 func TestAuthenticatorReloadsRotatedFile(t *testing.T) {

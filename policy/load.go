@@ -106,10 +106,10 @@ const (
 	DefaultInflightQuery = `max_over_time((sum by (function_name) (gateway_function_invocation_started) - (sum by (function_name) (gateway_function_invocation_total) or 0 * sum by (function_name) (gateway_function_invocation_started)))[1m:5s]) or (0 * max by (function_name) (gateway_service_count))`
 	// DefaultPendingQuery: queued asynchronous messages (OpenFaaS Pro's
 	// JetStream queue-worker; CE has no per-function queue depth). Every
-	// queue-worker replica appears to report the depth of the whole queue
-	// (OpenFaaS Pro's own rule averages them), so the replicas are not
-	// summed: max keeps the depth whichever way they report it.
-	DefaultPendingQuery = `max by (function_name) (queue_worker_pending_messages)`
+	// queue-worker replica reports the depth of the whole queue, so the
+	// replicas are not summed (that would read N times the truth): this
+	// follows OpenFaaS Pro's own rule, avg by (function_name).
+	DefaultPendingQuery = `avg by (function_name) (queue_worker_pending_messages)`
 	// DefaultCPUQuery: CPU cores used per pod (cadvisor).
 	DefaultCPUQuery = `sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[1m]))`
 	// DefaultMemoryQuery: working-set bytes per pod (cadvisor).

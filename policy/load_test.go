@@ -80,7 +80,7 @@ func wantDefault() *Policy {
 			Invocations: `sum by (function_name) (rate(gateway_function_invocation_total[1m]))`,
 			Duration:    DefaultDurationQuery,
 			Inflight:    `max_over_time((sum by (function_name) (gateway_function_invocation_started) - (sum by (function_name) (gateway_function_invocation_total) or 0 * sum by (function_name) (gateway_function_invocation_started)))[1m:5s]) or (0 * max by (function_name) (gateway_service_count))`,
-			Pending:     `max by (function_name) (queue_worker_pending_messages)`,
+			Pending:     `avg by (function_name) (queue_worker_pending_messages)`,
 			CPU:         `sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[1m]))`,
 			Memory:      `sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD"})`,
 		},

@@ -99,3 +99,19 @@ func TestDefaultInflightQueryFollowsTheGatewayCounterLifecycle(t *testing.T) {
 		})
 	}
 }
+
+// Queue depth (issue 11): every queue-worker replica reports the depth of
+// the whole queue, and OpenFaaS Pro's own rule reads it with
+// avg by (function_name) (chart templates/prometheus-pro-cfg.yaml). With
+// three replicas the depth must read as the queue's, not three times it.
+func TestDefaultPendingQueryDoesNotMultiplyByReplicas(t *testing.T) {
+	load := `load 5s
+  queue_worker_pending_messages{function_name="resize.openfaas-fn",queue_name="faas-request",pod="qw-0"} 7x24
+  queue_worker_pending_messages{function_name="resize.openfaas-fn",queue_name="faas-request",pod="qw-1"} 7x24
+  queue_worker_pending_messages{function_name="resize.openfaas-fn",queue_name="faas-request",pod="qw-2"} 7x24
+  queue_worker_pending_messages{function_name="ingest.openfaas-fn",queue_name="faas-request",pod="qw-0"} 0x24`
+	require.Equal(t, map[string]float64{"resize.openfaas-fn": 7, "ingest.openfaas-fn": 0}, evalInstant(t, load, DefaultPendingQuery, 2*time.Minute))
+	require.Equal(t, map[string]float64{"resize.openfaas-fn": 21, "ingest.openfaas-fn": 0},
+		evalInstant(t, load, `sum by (function_name) (queue_worker_pending_messages)`, 2*time.Minute), "summing would triple it")
+	require.Contains(t, DefaultPendingQuery, "avg by (function_name)", "the default follows OpenFaaS Pro's own rule")
+}

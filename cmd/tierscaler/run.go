@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"time"
 
 	"github.com/go-logr/logr"
+	promconfig "github.com/prometheus/common/config"
 
 	"github.com/tierscaler/tierscaler/alerts"
 	"github.com/tierscaler/tierscaler/policy"
@@ -33,6 +35,8 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 	webhookAddr := fs.String("webhook-addr", ":8081", "address of the Alertmanager webhook receiver (POST /system/alert and /webhook/alertmanager), on every replica; empty turns it off")
 	webhookTokenFile := fs.String("webhook-token-file", "", "file holding the bearer token webhook callers must send")
 	webhookBasicAuthFile := fs.String("webhook-basic-auth-file", "", "file holding user:password that webhook callers must send with HTTP basic auth")
+	webhookBasicAuthPasswordFile := fs.String("webhook-basic-auth-password-file", "", "file holding only the basic-auth password, e.g. the OpenFaaS basic-auth Secret's basic-auth-password key, so that OpenFaaS CE's Alertmanager receiver can be pointed at tierscaler unchanged")
+	webhookBasicAuthUser := fs.String("webhook-basic-auth-user", "", "the user that goes with --webhook-basic-auth-password-file (default "+alerts.DefaultBasicAuthUser+", as in OpenFaaS)")
 	webhookAuth := fs.String("webhook-auth", string(alerts.AuthRequired), "webhook authentication: required (a token or basic-auth file must be set) or none (not recommended)")
 	alertLabels := fs.String("alert-labels", "", "extra labels on every alert tierscaler posts, as name=value,name=value (for example cluster=prod)")
 	generatorURL := fs.String("alert-generator-url", "", "absolute URL every alert tierscaler posts links to as its generatorURL (for example tierscaler's /status page); empty: none")
@@ -58,7 +62,8 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var auth *alerts.Authenticator
 	if *webhookAddr != "" {
 		if auth, err = alerts.NewAuthenticator(alerts.AuthOptions{Mode: authMode, TokenFile: *webhookTokenFile,
-			BasicAuthFile: *webhookBasicAuthFile, Log: log.WithName("webhook")}); err != nil {
+			BasicAuthFile: *webhookBasicAuthFile, BasicAuthPasswordFile: *webhookBasicAuthPasswordFile,
+			BasicAuthUser: *webhookBasicAuthUser, Log: log.WithName("webhook")}); err != nil {
 			return err
 		}
 	}
@@ -111,8 +116,19 @@ func newNotifier(pol *policy.Policy, extraLabels map[string]string, generatorURL
 		return nil, nil
 	}
 	resend := pol.Alertmanager.ResendInterval.Duration
+	var client *http.Client
+	if cfg := pol.Alertmanager.HTTPConfig; cfg != nil {
+		// Prometheus' own HTTP client configuration: auth and TLS from
+		// files, headers, proxies.
+		c, err := promconfig.NewClientFromConfig(*cfg, "alertmanager")
+		if err != nil {
+			return nil, fmt.Errorf("alertmanager.httpConfig: %w", err)
+		}
+		c.Timeout = alerts.DefaultPostTimeout
+		client = c
+	}
 	return alerts.NewNotifier(alerts.NotifierOptions{
-		URLs: pol.AlertmanagerURLs(), ResendInterval: resend, ExtraLabels: extraLabels, GeneratorURL: generatorURL, Metrics: m, Log: log,
+		URLs: pol.AlertmanagerURLs(), ResendInterval: resend, ExtraLabels: extraLabels, GeneratorURL: generatorURL, Metrics: m, Log: log, Client: client,
 		// Keep re-posting between cycles even with a long reconcile interval.
 		MaxSyncAge: max(alerts.DefaultEndsAtFactor*resend, 3*pol.Interval.Duration),
 	})

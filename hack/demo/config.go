@@ -86,23 +86,23 @@ groups:
   - name: tierscaler-demo-activation
     rules:
       - alert: FunctionRejectingRequests
-        expr: sum by (function_name) (rate(gateway_function_invocation_total{code="429"}[10s])) > 0.1
+        expr: sum by (function) (label_replace(rate(gateway_function_invocation_total{code="429"}[10s]), "function", "$1", "function_name", "(.+)")) > 0.1
         for: 5s
         labels:
           severity: info
           tierscaler: activate
         annotations:
-          summary: "{{ $labels.function_name }} answers 429 ({{ $value | humanize }}/s)"
+          summary: "{{ $labels.function }} answers 429 ({{ $value | humanize }}/s)"
           description: >-
             The emulated OpenFaaS gateway has recorded 429 answers from
-            {{ $labels.function_name }} for 5 seconds. Alertmanager routes
+            {{ $labels.function }} for 5 seconds. Alertmanager routes
             this alert to tierscaler's webhook, which scales the function up
             at once instead of at its next cycle.
 `
 
 // alertmanagerConfig routes the activation alerts (tierscaler="activate")
 // to tierscaler's webhook with the bearer token in tokenFile, keeps
-// tierscaler's own alerts (service="tierscaler": shortfalls it posts and
+// tierscaler's own alerts (component="tierscaler": shortfalls it posts and
 // the chart's rules on its metrics) in a receiver of their own, visible in
 // the Alertmanager UI, and drops the rest.
 func alertmanagerConfig(webhookURL, tokenFile string) string {
@@ -116,13 +116,13 @@ route:
   routes:
     - receiver: tierscaler-webhook
       matchers: ['tierscaler="activate"']
-      group_by: [function_name]
+      group_by: [function]
       group_wait: 1s
       group_interval: 10s
       repeat_interval: 1m
     - receiver: tierscaler-alerts
-      matchers: ['service="tierscaler"']
-      group_by: [alertname, function_name]
+      matchers: ['component="tierscaler"']
+      group_by: [alertname, service]
 receivers:
   - name: "null"
   - name: tierscaler-alerts

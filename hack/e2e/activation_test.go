@@ -96,7 +96,7 @@ func TestActivationThroughAlertmanager(t *testing.T) {
 	step(t, "measure: Alertmanager's webhook to the scale patch", func(t *testing.T) {
 		received, ok := webhookReceived(c, key)
 		require.True(t, ok, "tierscaler logged no webhook request that activated %s", key)
-		am, err := activeAlerts(ctx, e.AlertmanagerURL, `alertname="`+activationAlert+`"`, `function_name="`+key+`"`)
+		am, err := activeAlerts(ctx, e.AlertmanagerURL, `alertname="`+activationAlert+`"`, `function="`+key+`"`)
 		require.NoError(t, err)
 		require.NotEmpty(t, am, "the activation alert is active in Alertmanager")
 		pending := promActiveAt(t, e, key)
@@ -221,7 +221,7 @@ func promActiveAt(t *testing.T, e *testenv.Env, function string) time.Time {
 	res, err := e.PrometheusAPI().Alerts(context.Background())
 	require.NoError(t, err)
 	for _, a := range res.Alerts {
-		if string(a.Labels["alertname"]) == activationAlert && string(a.Labels["function_name"]) == function {
+		if string(a.Labels["alertname"]) == activationAlert && string(a.Labels["function"]) == function {
 			return a.ActiveAt
 		}
 	}

@@ -245,7 +245,7 @@ func TestChartEndToEnd(t *testing.T) {
 		require.NoError(t, fns.em.SetRate("search", 30))
 		var alert amAlert
 		seen := eventually(t, 60*time.Second, "TierscalerCapacityShortfall for search is active", func() (bool, string) {
-			as, err := activeAlerts(ctx, e.AlertmanagerURL, `alertname="`+alerts.AlertCapacityShortfall+`"`, `function_name="search.`+fnNamespace+`"`)
+			as, err := activeAlerts(ctx, e.AlertmanagerURL, `alertname="`+alerts.AlertCapacityShortfall+`"`, `function="search.`+fnNamespace+`"`)
 			if err != nil || len(as) == 0 {
 				return false, fmt.Sprintf("%d alerts, %v", len(as), err)
 			}
@@ -253,11 +253,12 @@ func TestChartEndToEnd(t *testing.T) {
 			return true, ""
 		})
 		for k, v := range map[string]string{
-			"alertname": alerts.AlertCapacityShortfall, "service": "tierscaler", "function_name": "search." + fnNamespace,
+			"alertname": alerts.AlertCapacityShortfall, "component": "tierscaler", "service": "search." + fnNamespace, "function": "search." + fnNamespace,
 			"namespace": fnNamespace, "tier": "sync", "reason": string(policy.ShortfallCapacity), "severity": "critical",
 		} {
 			require.Equal(t, v, alert.Labels[k], "label %s", k)
 		}
+		require.NotContains(t, alert.Labels, "function_name", "OpenFaaS CE's gateway would scale on it")
 		missing, _ := strconv.Atoi(alert.Annotations["missing_pods"])
 		require.GreaterOrEqual(t, missing, 1, "missing_pods")
 		require.EqualValues(t, 1, fns.replicas("search"), "capacity is still short")
@@ -273,7 +274,7 @@ func TestChartEndToEnd(t *testing.T) {
 		added := time.Now()
 		require.NoError(t, e.AddNodes(ctx, fnPool, 1, "2", "4Gi"))
 		resolved := eventually(t, 60*time.Second, "the shortfall alert is no longer active", func() (bool, string) {
-			as, err := activeAlerts(ctx, e.AlertmanagerURL, `alertname="`+alerts.AlertCapacityShortfall+`"`, `function_name="search.`+fnNamespace+`"`)
+			as, err := activeAlerts(ctx, e.AlertmanagerURL, `alertname="`+alerts.AlertCapacityShortfall+`"`, `function="search.`+fnNamespace+`"`)
 			return err == nil && len(as) == 0, fmt.Sprintf("%d active, %v", len(as), err)
 		})
 		eventually(t, 60*time.Second, "search has 3 Ready replicas and no 429s", func() (bool, string) {

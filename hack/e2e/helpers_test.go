@@ -216,7 +216,7 @@ func activationRoute(webhookURL, tokenFile string) string {
     - receiver: tierscaler
       matchers:
         - tierscaler="activate"
-      group_by: [function_name]
+      group_by: [function]
       group_wait: 0s
       group_interval: 1s
       repeat_interval: 1m
