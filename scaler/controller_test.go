@@ -409,6 +409,34 @@ func TestActivate(t *testing.T) {
 	require.Equal(t, []string{"scale jobs 0->1"}, h.cl.scaleCalls())
 }
 
+// An activation request is evidence of its own: it activates the function
+// even while Prometheus does not answer (a loaded Prometheus timing out),
+// on the fast path and on the full cycle alike. Failing static holds back
+// scale-downs, zeroing and evictions, never an activation.
+func TestActivationWhilePrometheusTimesOut(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		t.Run(map[bool]string{true: "fast path", false: "full cycle"}[fast], func(t *testing.T) {
+			deps := []appsv1.Deployment{deployment("jobs", 0, annotated("tierscaler.io/tier", "async"))}
+			h := newHarness(t, deps, bigNode())
+			for _, nq := range queries(h.c.o.Policy) {
+				h.q.fail(nq.name, context.DeadlineExceeded)
+			}
+			require.NoError(t, h.c.Activate(context.Background(), "openfaas-fn", "jobs"))
+			h.prepare()
+			var res *Result
+			var err error
+			if fast {
+				res, err = h.c.ReconcileFast(context.Background())
+			} else {
+				res, err = h.c.Reconcile(context.Background())
+			}
+			require.NoError(t, err)
+			require.False(t, res.Plan.MetricsAvailable)
+			require.Equal(t, []string{"scale jobs 0->1"}, h.cl.scaleCalls())
+		})
+	}
+}
+
 // The fast path (issue 13): a cycle run at once on an activation request
 // only adds replicas; scale-downs, zeroing and evictions wait for the full
 // cycle, and it reports no shortfall.

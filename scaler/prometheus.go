@@ -199,47 +199,185 @@ func (m *metricSet) pod(namespace, name string) (cpu, mem policy.Metric) {
 	return cpu, mem
 }
 
-// gatherMetrics runs the policy's queries concurrently, each time-boxed by the
-// policy's timeout, and validates every result: an instant vector, the
-// required labels, finite values in range. Any failure marks the set
-// unavailable, so the controller fails static.
+// Batcher is a Querier whose round trips cost more than its queries, such
+// as the Prometheus HTTP API. The controller sends it the policy's queries
+// in a few batches (queryBatches), each one PromQL expression (batchExpr),
+// so that the requests per cycle stay few and fixed: 3, or 2 with the usage
+// signals off. A Querier that is not a Batcher (the simulator, test fakes)
+// gets each query on its own. Both read the same answers: TestBatchExpr
+// checks the batch against Prometheus' own engine.
+type Batcher interface {
+	Querier
+	BatchesQueries() bool
+}
+
+// BatchesQueries reports that the HTTP API is worth batching for.
+func (q *PrometheusQuerier) BatchesQueries() bool { return true }
+
+// batchLabel tags each sample of a batch with the query it answers.
+const batchLabel = "tierscaler_query"
+
+// queryBatches groups the queries for a Batcher: the in-flight query (the
+// costliest, a subquery) alone, the cadvisor usage queries together, and
+// the other gateway and queue queries together. The batches run
+// concurrently, so a cycle waits for the slowest batch, not for the sum.
+func queryBatches(qs []namedQuery) [][]int {
+	var inflight, usage, rest []int
+	for i, q := range qs {
+		switch {
+		case q.name == "inflight":
+			inflight = append(inflight, i)
+		case q.key == byPod:
+			usage = append(usage, i)
+		default:
+			rest = append(rest, i)
+		}
+	}
+	var out [][]int
+	for _, b := range [][]int{rest, inflight, usage} {
+		if len(b) > 0 {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// batchExpr is one PromQL expression that answers every query of members,
+// each sample tagged with its query's name in batchLabel. The tags differ,
+// so "or" keeps every sample of every member.
+func batchExpr(members []namedQuery) string {
+	if len(members) == 1 {
+		return members[0].expr
+	}
+	var b strings.Builder
+	for i, q := range members {
+		if i > 0 {
+			b.WriteString(" or ")
+		}
+		fmt.Fprintf(&b, "label_replace((%s), %q, %q, \"\", \"\")", q.expr, batchLabel, q.name)
+	}
+	return b.String()
+}
+
+// answer is what one query got back.
+type answer struct {
+	vec      model.Vector
+	warnings []string
+	err      error
+	took     time.Duration
+}
+
+// ask runs one expression, time-boxed by the policy's timeout.
+func ask(ctx context.Context, q Querier, p *policy.Policy, expr string, now time.Time) answer {
+	qctx, cancel := context.WithTimeout(ctx, p.Prometheus.Timeout.Duration)
+	defer cancel()
+	start := time.Now()
+	vec, warnings, err := q.Query(qctx, expr, now)
+	return answer{vec: vec, warnings: warnings, err: err, took: time.Since(start)}
+}
+
+// askBatch runs a batch and splits its answer by query. When the batch
+// fails for another reason than time, each member is asked on its own, so
+// that the error names the query at fault (extra requests only then).
+func askBatch(ctx context.Context, q Querier, p *policy.Policy, members []namedQuery, now time.Time) []answer {
+	out := make([]answer, len(members))
+	a := ask(ctx, q, p, batchExpr(members), now)
+	if len(members) == 1 {
+		out[0] = a
+		return out
+	}
+	if a.err != nil && !errors.Is(a.err, context.DeadlineExceeded) && ctx.Err() == nil {
+		var wg sync.WaitGroup
+		for i := range members {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out[i] = ask(ctx, q, p, members[i].expr, now)
+			}()
+		}
+		wg.Wait()
+		return out
+	}
+	index := make(map[string]int, len(members))
+	for i, m := range members {
+		index[m.name] = i
+		out[i] = answer{vec: model.Vector{}, warnings: a.warnings, err: a.err, took: a.took}
+	}
+	if a.err != nil {
+		return out
+	}
+	for _, smp := range a.vec {
+		name := string(smp.Metric[batchLabel])
+		i, ok := index[name]
+		if !ok {
+			err := fmt.Errorf("%w: the batch answered a sample %s tagged for no query", errInvalid, smp.Metric)
+			for j := range out {
+				out[j].err = err
+			}
+			return out
+		}
+		delete(smp.Metric, batchLabel)
+		out[i].vec = append(out[i].vec, smp)
+	}
+	return out
+}
+
+// gatherMetrics runs the policy's queries, concurrently and each time-boxed
+// by the policy's timeout (in batches for a Batcher), and validates every
+// result: an instant vector, the required labels, finite values in range.
+// Any failure marks the set unavailable, so the controller fails static.
 func gatherMetrics(ctx context.Context, q Querier, p *policy.Policy, now time.Time, m *Metrics) *metricSet {
 	set := newMetricSet()
 	set.available = true
 	qs := queries(p)
-	errs := make([]error, len(qs))
-	results := make([]model.Vector, len(qs))
-	warnings := make([][]string, len(qs))
+	answers := make([]answer, len(qs))
 	var wg sync.WaitGroup
-	for i := range qs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			qctx, cancel := context.WithTimeout(ctx, p.Prometheus.Timeout.Duration)
-			defer cancel()
-			start := time.Now()
-			results[i], warnings[i], errs[i] = q.Query(qctx, qs[i].expr, now)
-			m.QueryDuration.WithLabelValues(qs[i].name).Observe(time.Since(start).Seconds())
-		}()
+	if b, ok := q.(Batcher); ok && b.BatchesQueries() {
+		for _, batch := range queryBatches(qs) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				members := make([]namedQuery, len(batch))
+				for j, i := range batch {
+					members[j] = qs[i]
+				}
+				for j, a := range askBatch(ctx, q, p, members, now) {
+					answers[batch[j]] = a
+				}
+			}()
+		}
+	} else {
+		for i := range qs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				answers[i] = ask(ctx, q, p, qs[i].expr, now)
+			}()
+		}
 	}
 	wg.Wait()
 	for i, nq := range qs {
+		a := answers[i]
+		m.QueryDuration.WithLabelValues(nq.name).Observe(a.took.Seconds())
 		result := "success"
 		switch {
-		case errors.Is(errs[i], context.DeadlineExceeded):
+		case errors.Is(a.err, context.DeadlineExceeded):
 			result = "timeout"
 			set.fail(fmt.Sprintf("query %s: no answer within %s", nq.name, p.Prometheus.Timeout.Duration))
-		case errs[i] != nil:
+		case errors.Is(a.err, errInvalid):
+			result = "invalid"
+			set.fail(fmt.Sprintf("query %s: %v", nq.name, a.err))
+		case a.err != nil:
 			result = "error"
-			set.fail(fmt.Sprintf("query %s: %v", nq.name, errs[i]))
+			set.fail(fmt.Sprintf("query %s: %v", nq.name, a.err))
 		default:
-			if err := set.load(nq, results[i]); err != nil {
+			if err := set.load(nq, a.vec); err != nil {
 				result = "invalid"
 				set.fail(fmt.Sprintf("query %s: %v", nq.name, err))
-			} else if len(warnings[i]) > 0 {
+			} else if len(a.warnings) > 0 {
 				result = "warnings"
 				set.partial = true
-				set.problems = append(set.problems, fmt.Sprintf("query %s answered with warnings (a partial answer): %s", nq.name, strings.Join(warnings[i], "; ")))
+				set.problems = append(set.problems, fmt.Sprintf("query %s answered with warnings (a partial answer): %s", nq.name, strings.Join(a.warnings, "; ")))
 			}
 		}
 		m.Queries.WithLabelValues(nq.name, result).Inc()

@@ -17,25 +17,44 @@ import (
 
 // fakePrometheus serves the Prometheus HTTP API's instant queries from a
 // table keyed by the policy query's name, with the warnings given per query,
-// as Thanos, Cortex or Mimir answer when some stores did not answer.
+// as Thanos, Cortex or Mimir answer when some stores did not answer. It
+// answers the controller's batches (queryBatches, batchExpr) the way
+// Prometheus does: each query's samples tagged, the warnings of all.
 func fakePrometheus(t *testing.T, p *policy.Policy, vectors map[string]model.Vector, warnings map[string][]string) string {
 	t.Helper()
-	names := map[string]string{}
-	for _, nq := range queries(p) {
-		names[nq.expr] = nq.name
+	qs := queries(p)
+	batches := map[string][]string{}
+	for _, b := range queryBatches(qs) {
+		members := make([]namedQuery, len(b))
+		var names []string
+		for j, i := range b {
+			members[j] = qs[i]
+			names = append(names, qs[i].name)
+		}
+		batches[batchExpr(members)] = names
+	}
+	for _, nq := range qs {
+		batches[nq.expr] = []string{nq.name}
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil || r.URL.Path != "/api/v1/query" {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
-		name := names[r.Form.Get("query")]
-		vec := vectors[name]
-		if vec == nil {
-			vec = model.Vector{}
+		names := batches[r.Form.Get("query")]
+		vec, warns := model.Vector{}, []string{}
+		for _, name := range names {
+			for _, smp := range vectors[name] {
+				m := smp.Metric.Clone()
+				if len(names) > 1 {
+					m[batchLabel] = model.LabelValue(name)
+				}
+				vec = append(vec, &model.Sample{Metric: m, Value: smp.Value, Timestamp: smp.Timestamp})
+			}
+			warns = append(warns, warnings[name]...)
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "warnings": warnings[name],
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "warnings": warns,
 			"data": map[string]any{"resultType": "vector", "result": vec}})
 	}))
 	t.Cleanup(srv.Close)

@@ -75,31 +75,6 @@ queries:
 		model.Duration(p.timeout()), model.Duration(p.maxStaleness()), p.AlertmanagerURL, w)
 }
 
-// activationRules is a Prometheus rule file: the chart's
-// FunctionRejectingRequests activation rule
-// (deploy/chart/tierscaler/rules/activation.rules.yaml) with a 10s window
-// and a 5s hold, so that a burst reaches tierscaler's webhook within
-// seconds.
-const activationRules = `# Written by hack/demo: deploy/chart/tierscaler/rules/activation.rules.yaml
-# in demo time (10s window, for: 5s).
-groups:
-  - name: tierscaler-demo-activation
-    rules:
-      - alert: FunctionRejectingRequests
-        expr: sum by (function) (label_replace(rate(gateway_function_invocation_total{code="429"}[10s]), "function", "$1", "function_name", "(.+)")) > 0.1
-        for: 5s
-        labels:
-          severity: info
-          tierscaler: activate
-        annotations:
-          summary: "{{ $labels.function }} answers 429 ({{ $value | humanize }}/s)"
-          description: >-
-            The emulated OpenFaaS gateway has recorded 429 answers from
-            {{ $labels.function }} for 5 seconds. Alertmanager routes
-            this alert to tierscaler's webhook, which scales the function up
-            at once instead of at its next cycle.
-`
-
 // alertmanagerConfig routes the activation alerts (tierscaler="activate")
 // to tierscaler's webhook with the bearer token in tokenFile, keeps
 // tierscaler's own alerts (component="tierscaler": shortfalls it posts and
@@ -116,9 +91,9 @@ route:
   routes:
     - receiver: tierscaler-webhook
       matchers: ['tierscaler="activate"']
-      group_by: [function]
-      group_wait: 1s
-      group_interval: 10s
+      group_by: [alertname, function]
+      group_wait: 0s
+      group_interval: 5s
       repeat_interval: 1m
     - receiver: tierscaler-alerts
       matchers: ['component="tierscaler"']

@@ -273,18 +273,20 @@ func (d *demo) start(ctx context.Context) error {
 	begin := time.Now()
 	d.say("tierscaler demo: scenario %s, %d nodes of %s CPU and %s, in %s", d.scenario.Name, d.nodes, d.nodeCPU, d.nodeMemory, d.dir)
 
-	// Prometheus loads its rules at start: the demo's activation rule and,
-	// from the chart, the alerts on tierscaler's own metrics.
-	rules := filepath.Join(d.dir, "demo-activation.rules.yaml")
-	if err := os.WriteFile(rules, []byte(activationRules), 0o644); err != nil {
-		return err
+	// Prometheus loads the chart's rules at start, unchanged: the activation
+	// rules (the push half of the fast path) and the alerts on tierscaler's
+	// own metrics.
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return fmt.Errorf("the demo loads the chart's Prometheus rules from the repository: %w", err)
 	}
-	ruleFiles := []string{rules}
-	if root, err := testenv.RepoRoot(); err == nil {
-		chartRules := filepath.Join(root, "deploy", "chart", "tierscaler", "rules", "tierscaler.rules.yaml")
-		if _, err := os.Stat(chartRules); err == nil {
-			ruleFiles = append(ruleFiles, chartRules)
+	var ruleFiles []string
+	for _, f := range []string{"activation.rules.yaml", "tierscaler.rules.yaml"} {
+		p := filepath.Join(root, "deploy", "chart", "tierscaler", "rules", f)
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("the chart's rule file: %w", err)
 		}
+		ruleFiles = append(ruleFiles, p)
 	}
 
 	d.say("Starting the cluster, Prometheus and Alertmanager ...")
