@@ -51,7 +51,7 @@ demo: tools build ## Run tierscaler on a local cluster with the mixed-small scen
 	$(BIN)/demo --tierscaler $(BIN)/tierscaler $(DEMO_FLAGS)
 
 .PHONY: bench-cluster
-bench-cluster: tools ## Benchmarks on the local cluster: Reconcile at 5,000 functions, reaction time to 429s (hack/bench.sh).
+bench-cluster: tools ## Benchmarks on the local cluster: Reconcile at 10,000 functions, reaction time to 429s (hack/bench.sh).
 	hack/bench.sh
 
 .PHONY: cluster-up

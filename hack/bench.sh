@@ -4,7 +4,7 @@
 # prints the figures docs/benchmarks.md records. `make bench-cluster` runs it.
 #
 #   1. BenchmarkReconcileLocalCluster (scaler/bench_integration_test.go):
-#      Reconcile at 5,000 functions through the informer cache and the real
+#      Reconcile at FUNCTIONS (10,000) functions through the informer cache and the real
 #      Prometheus: p50/p99 over CYCLES cycles and the breakdown (k8s,
 #      Prometheus, decide, other) and the median of each query.
 #   2. TestSyncBurstIsScaledUpAndThe429sStop (scaler/integration_test.go),
@@ -13,6 +13,7 @@
 #
 # Usage: hack/bench.sh
 # Environment: CYCLES (default 30), REACTION_RUNS (default 5), GO (default go),
+#              FUNCTIONS (default 10000),
 #              KEEP_LOGS=1 keeps the full logs (always kept on failure).
 #
 # The machine's load average is printed before and after each step: the
@@ -23,6 +24,7 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 cycles=${CYCLES:-30}
 runs=${REACTION_RUNS:-5}
+functions=${FUNCTIONS:-10000}
 logs=$(mktemp -d "${TMPDIR:-/tmp}/tierscaler-bench-XXXXXX")
 
 load() { echo "  load average: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"; }
@@ -40,13 +42,13 @@ run() {
   fi
 }
 
-echo "== Reconcile at 5,000 functions on the local cluster ($cycles cycles)"
+echo "== Reconcile at $functions functions on the local cluster ($cycles cycles)"
 load
-run "$logs/reconcile.log" "$GO" test -tags integration -count=1 -run '^$' \
+run "$logs/reconcile.log" env TIERSCALER_BENCH_FUNCTIONS="$functions" "$GO" test -tags integration -count=1 -run '^$' \
   -bench '^BenchmarkReconcileLocalCluster$' -benchtime "${cycles}x" -timeout 30m ./scaler/
 load
 grep -E '^BenchmarkReconcileLocalCluster' "$logs/reconcile.log" | sed 's/^/  /'
-grep -E 'Deployments created|cycles: reconcile|median of each query' "$logs/reconcile.log" | sed -E 's/^ *bench_integration_test.go:[0-9]+: /  /'
+grep -E 'Deployments created|cycles: reconcile|median of each request' "$logs/reconcile.log" | sed -E 's/^ *bench_integration_test.go:[0-9]+: /  /'
 
 echo
 echo "== Reaction time: first 429s in Prometheus to the scale patch ($runs runs)"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -592,4 +593,22 @@ func TestRunDurationsAreLearned(t *testing.T) {
 	require.Equal(t, 30*time.Second, run(), "the previous window is remembered")
 	h.now = h.now.Add(RunMemory)
 	require.Equal(t, 10*time.Second, run(), "after two windows the old longest is forgotten")
+}
+
+// The status shows the room held for the next cron fires (issue 14), in
+// JSON and in `tierscaler status`'s table.
+func TestStatusShowsReservations(t *testing.T) {
+	deps := []appsv1.Deployment{deployment("report", 0, annotated("topic", "cron-function"), annotated("schedule", "5 12 * * *"))}
+	h := newHarness(t, deps, bigNode())
+	h.reconcile()
+	st := h.c.Status()
+	require.Len(t, st.Reservations, 1, "%+v", st.Reservations)
+	r := st.Reservations[0]
+	require.Equal(t, "report.openfaas-fn", r.Key())
+	require.Equal(t, t0.Add(5*time.Minute), r.Fire)
+	require.EqualValues(t, 1, r.Pods)
+	var b strings.Builder
+	require.NoError(t, st.WriteTable(&b))
+	require.Contains(t, b.String(), "RESERVATION")
+	require.Regexp(t, `report\.openfaas-fn\s+in 5m0s\s+in 3m45s\s+1\s+n1×1`, b.String())
 }

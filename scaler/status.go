@@ -23,6 +23,9 @@ type Status struct {
 	MetricsAvailable bool               `json:"metricsAvailable"`
 	Functions        []FunctionStatus   `json:"functions"`
 	Shortfalls       []policy.Shortfall `json:"shortfalls"`
+	// Reservations are the room the last full cycle held for cron fires
+	// (docs/policy.md, rule 7).
+	Reservations []policy.Reservation `json:"reservations,omitempty"`
 }
 
 // FunctionStatus is one function's line in the status.
@@ -49,6 +52,7 @@ func (c *Controller) Status() Status {
 		return st
 	}
 	st.MetricsAvailable = l.plan.MetricsAvailable
+	st.Reservations = l.plan.Reservations
 	for i := range l.snap.Functions {
 		f := &l.snap.Functions[i]
 		fs := FunctionStatus{Function: f.Key(), Tier: f.Tier, Replicas: f.Replicas, Ready: f.ReadyReplicas,
@@ -111,7 +115,8 @@ func FetchStatus(ctx context.Context, client *http.Client, url string) (*Status,
 }
 
 // WriteTable writes the functions as a table (last run, next fire and last
-// action relative to the status' time), then the shortfalls: what
+// action relative to the status' time), then the reservations and the
+// shortfalls: what
 // `tierscaler status` and the demo show.
 func (st *Status) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -126,6 +131,17 @@ func (st *Status) WriteTable(w io.Writer) error {
 	if len(st.Functions) == 0 {
 		fmt.Fprintln(w, "(no functions yet)")
 	}
+	if len(st.Reservations) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RESERVATION\tFIRE\tPREWARM\tPODS\tWHERE")
+		for _, r := range st.Reservations {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Key(), until(st.Time, r.Fire), until(st.Time, r.Prewarm), ReservedPods(r), ReservedWhere(r))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	for i, s := range st.Shortfalls {
 		if i == 0 {
 			fmt.Fprintln(w)
@@ -133,6 +149,34 @@ func (st *Status) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "SHORTFALL %s: %s\n", s.Reason, s.Message)
 	}
 	return nil
+}
+
+// ReservedPods says how many pods a reservation holds and misses.
+func ReservedPods(r policy.Reservation) string {
+	s := fmt.Sprintf("%d", r.Pods)
+	if r.Missing > 0 {
+		s += fmt.Sprintf(" (%d missing)", r.Missing)
+	}
+	return s
+}
+
+// ReservedWhere says where a reservation's room is.
+func ReservedWhere(r policy.Reservation) string {
+	switch {
+	case r.Early:
+		return "held by its pods: prewarmed early"
+	case len(r.Nodes) == 0:
+		return "-"
+	}
+	var parts []string
+	for _, n := range r.Nodes {
+		parts = append(parts, fmt.Sprintf("%s×%d", n.Node, n.Pods))
+	}
+	s := strings.Join(parts, " ")
+	if r.TakenBySync {
+		s += " (room taken by sync claims)"
+	}
+	return s
 }
 
 func ago(now, t time.Time) string {

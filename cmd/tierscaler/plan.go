@@ -155,7 +155,7 @@ func printPlan(w io.Writer, p *policy.Plan) error {
 		fmt.Fprintln(tw, "RESERVATION\tFIRE\tPREWARM\tPODS\tWHERE")
 		for _, r := range p.Reservations {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Key(), r.Fire.UTC().Format(time.RFC3339), r.Prewarm.UTC().Format(time.RFC3339),
-				reservedPods(r), reservedWhere(r))
+				scaler.ReservedPods(r), scaler.ReservedWhere(r))
 		}
 	}
 	if len(p.Checks) > 0 {
@@ -166,34 +166,6 @@ func printPlan(w io.Writer, p *policy.Plan) error {
 		}
 	}
 	return tw.Flush()
-}
-
-// reservedPods says how many pods a reservation holds and misses.
-func reservedPods(r policy.Reservation) string {
-	s := fmt.Sprintf("%d", r.Pods)
-	if r.Missing > 0 {
-		s += fmt.Sprintf(" (%d missing)", r.Missing)
-	}
-	return s
-}
-
-// reservedWhere says where a reservation's room is.
-func reservedWhere(r policy.Reservation) string {
-	switch {
-	case r.Early:
-		return "held by its pods: prewarmed early"
-	case len(r.Nodes) == 0:
-		return "-"
-	}
-	var parts []string
-	for _, n := range r.Nodes {
-		parts = append(parts, fmt.Sprintf("%s×%d", n.Node, n.Pods))
-	}
-	s := strings.Join(parts, " ")
-	if r.TakenBySync {
-		s += " (room taken by sync claims)"
-	}
-	return s
 }
 
 func missing(r policy.Resources) string {
