@@ -76,8 +76,8 @@ func wantDefault() *Policy {
 		},
 		Queries: Queries{
 			Functions:   `max by (function_name) (timestamp(gateway_service_count))`,
-			Rejections:  `sum by (function_name) (rate(gateway_function_invocation_total{code="429"}[1m]))`,
-			Invocations: `sum by (function_name) (rate(gateway_function_invocation_total[1m]))`,
+			Rejections:  `sum by (function_name) (rate(gateway_function_invocation_total{code="429"}[1m])) > 0`,
+			Invocations: `sum by (function_name) (rate(gateway_function_invocation_total[1m])) > 0`,
 			Duration:    DefaultDurationQuery,
 			Inflight:    `max_over_time((sum by (function_name) (gateway_function_invocation_started) - (sum by (function_name) (gateway_function_invocation_total) or 0 * sum by (function_name) (gateway_function_invocation_started)))[1m:5s]) or (0 * max by (function_name) (gateway_service_count))`,
 			Pending:     `avg by (function_name) (queue_worker_pending_messages)`,

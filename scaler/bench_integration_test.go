@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -137,6 +138,27 @@ func BenchmarkReconcileLocalCluster(b *testing.B) {
 	scraped := time.Now()
 	b.Cleanup(func() { _ = env.RemoveScrapeTarget("bench-gateway", gateway.Addr().String()) })
 
+	// With $TIERSCALER_BENCH_RECORDING=1 Prometheus evaluates the chart's
+	// recording rules and the policy reads them (docs/policy-file.md,
+	// "Recording rules").
+	recorded := ""
+	if os.Getenv("TIERSCALER_BENCH_RECORDING") == "1" {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := env.RuleFiles()
+		rules := append(slices.Clone(before), filepath.Join(root, "deploy", "chart", "tierscaler", "rules", "recording.rules.yaml"))
+		if err := env.SetRuleFiles(rules...); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = env.SetRuleFiles(before...) })
+		recorded = fmt.Sprintf("queries: {functions: %q, rejections: %q, invocations: %q, duration: %q, inflight: %q}\n",
+			policy.RecordedFunctionsQuery, policy.RecordedRejectionsQuery, policy.RecordedInvocationsQuery,
+			policy.RecordedDurationQuery, policy.RecordedInflightQuery)
+		b.Logf("the policy reads the chart's recording rules")
+	}
+
 	start = time.Now()
 	informers, err := cache.New(env.RESTConfig, scaler.CacheOptions([]string{benchNamespace}, true))
 	if err != nil {
@@ -158,7 +180,7 @@ kind: Policy
 namespaces: [%s]
 prometheus: {url: %q}
 alertmanager: {urls: []}
-`, benchNamespace, env.PrometheusURL)))
+%s`, benchNamespace, env.PrometheusURL, recorded)))
 	if err != nil {
 		b.Fatal(err)
 	}

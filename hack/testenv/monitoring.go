@@ -248,6 +248,27 @@ func (e *Env) applyScrapeConfig() error {
 	return e.reload(Prometheus, e.PrometheusURL)
 }
 
+// RuleFiles returns the rule files Prometheus loads.
+func (e *Env) RuleFiles() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.opts.RuleFiles)
+}
+
+// SetRuleFiles replaces the rule files Prometheus loads (absolute paths, as
+// Options.RuleFiles) and reloads Prometheus.
+func (e *Env) SetRuleFiles(paths ...string) error {
+	for _, p := range paths {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("testenv: rule file %q: want an absolute path", p)
+		}
+	}
+	e.mu.Lock()
+	e.opts.RuleFiles = slices.Clone(paths)
+	e.mu.Unlock()
+	return e.applyScrapeConfig()
+}
+
 // SetAlertmanagerConfig replaces Alertmanager's configuration (YAML, as
 // Options.AlertmanagerConfig) and reloads it. The configuration is kept
 // across StopAlertmanager and StartAlertmanager.
