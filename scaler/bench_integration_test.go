@@ -63,7 +63,7 @@ const (
 //
 // Besides ns/op (one Reconcile) it reports the median and 99th percentile
 // of Reconcile (p50-ms, p99-ms) and its breakdown: k8s-ms (Cluster.State,
-// listing the cache), prom-ms (the cycle's requests, 3 batches run
+// listing the cache), prom-ms (the cycle's requests, 4 batches run
 // concurrently, first start to last answer), decide-ms (policy.Decide on the cycle's snapshot,
 // timed apart) and other-ms (the rest: building the snapshot, acting,
 // reporting), each a median; and queries/cycle (requests). Run it with a fixed

@@ -202,7 +202,7 @@ func (m *metricSet) pod(namespace, name string) (cpu, mem policy.Metric) {
 // Batcher is a Querier whose round trips cost more than its queries, such
 // as the Prometheus HTTP API. The controller sends it the policy's queries
 // in a few batches (queryBatches), each one PromQL expression (batchExpr),
-// so that the requests per cycle stay few and fixed: 3, or 2 with the usage
+// so that the requests per cycle stay few and fixed: 4, or 3 with the usage
 // signals off. A Querier that is not a Batcher (the simulator, test fakes)
 // gets each query on its own. Both read the same answers: TestBatchExpr
 // checks the batch against Prometheus' own engine.
@@ -217,14 +217,19 @@ func (q *PrometheusQuerier) BatchesQueries() bool { return true }
 // batchLabel tags each sample of a batch with the query it answers.
 const batchLabel = "tierscaler_query"
 
-// queryBatches groups the queries for a Batcher: the in-flight query (the
-// costliest, a subquery) alone, the cadvisor usage queries together, and
-// the other gateway and queue queries together. The batches run
-// concurrently, so a cycle waits for the slowest batch, not for the sum.
+// queryBatches groups the queries for a Batcher. The answers that list
+// every function (functions, in-flight) go alone: at thousands of functions
+// the cost of a request is mostly encoding and decoding its samples, and
+// alone they are decoded in parallel. The other gateway and queue queries
+// (rates above zero, queue depth) go together, and so do the cadvisor usage
+// queries. The batches run concurrently: a cycle waits for the slowest, not
+// for the sum.
 func queryBatches(qs []namedQuery) [][]int {
-	var inflight, usage, rest []int
+	var functions, inflight, usage, rest []int
 	for i, q := range qs {
 		switch {
+		case q.name == "functions":
+			functions = append(functions, i)
 		case q.name == "inflight":
 			inflight = append(inflight, i)
 		case q.key == byPod:
@@ -234,7 +239,7 @@ func queryBatches(qs []namedQuery) [][]int {
 		}
 	}
 	var out [][]int
-	for _, b := range [][]int{rest, inflight, usage} {
+	for _, b := range [][]int{functions, rest, inflight, usage} {
 		if len(b) > 0 {
 			out = append(out, b)
 		}
