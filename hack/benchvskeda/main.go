@@ -25,16 +25,17 @@
 //
 //   - Prometheus queries per minute while everything is idle, from
 //     Prometheus' own prometheus_http_requests_total (handlers
-//     /api/v1/query and /api/v1/query_range), over a window of --idle
-//     during which the other controller is paused (SIGSTOP);
+//     /api/v1/query and /api/v1/query_range), over a window of --idle:
+//     tierscaler's before KEDA starts, KEDA's with tierscaler paused
+//     (SIGSTOP), after a baseline window with neither;
 //   - activation: --trials async functions at zero get queued jobs at
 //     random moments; the time to spec.replicas >= 1 and to a Ready
 //     replica;
 //   - burst: --trials sync functions at one replica are offered 2.5 times
 //     their capacity; the time from the emulator's first 429s to the scale
 //     patch (spec.replicas going up);
-//   - the CPU seconds of its processes (/proc/<pid>/stat), in its idle
-//     window and over the whole run.
+//   - the CPU seconds of its processes (/proc/<pid>/stat): in its idle
+//     window, during the trials, and from its start to their end.
 //
 // It prints one Markdown table per size, with the ratios KEDA/tierscaler,
 // on stdout; progress goes to stderr.

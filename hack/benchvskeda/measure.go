@@ -201,15 +201,11 @@ func secs(d time.Duration) string {
 }
 
 // ratio formats a/b as "12×", with one decimal below 10; "-" when either
-// is unknown, "∞" when b is zero and a is not.
+// is unknown or b is zero (a CPU time below the 10 ms tick, no query in a
+// short window: no meaningful ratio).
 func ratio(a, b float64) string {
-	switch {
-	case math.IsNaN(a) || math.IsNaN(b) || a < 0 || b < 0:
+	if math.IsNaN(a) || math.IsNaN(b) || a < 0 || b <= 0 {
 		return "-"
-	case b == 0 && a == 0:
-		return "-"
-	case b == 0:
-		return "∞"
 	}
 	r := a / b
 	if r < 10 {

@@ -54,15 +54,17 @@ const (
 // ctlResult are one controller's figures at one size.
 type ctlResult struct {
 	// QueriesPerMin is Prometheus' count of PromQL queries during the
-	// controller's idle window (the other controller paused), per minute.
+	// controller's idle window (the other controller absent or paused),
+	// per minute.
 	QueriesPerMin float64
 	// SelfQueriesPerMin is what the controller itself counted over the
 	// same window (KEDA: keda_scaler_http_requests_total; tierscaler:
 	// tierscaler_prometheus_queries_total), -1 if unknown.
 	SelfQueriesPerMin float64
-	// IdleCPU is the CPU seconds its processes used in its idle window;
-	// TotalCPU from their start to the end of the trials.
-	IdleCPU, TotalCPU float64
+	// IdleCPU is the CPU seconds its processes used in its idle window,
+	// TrialCPU during the trials (the same period for both), TotalCPU
+	// from their start to the end of the trials.
+	IdleCPU, TrialCPU, TotalCPU float64
 	// Activation: queued work to replicas >= 1 and to a Ready replica;
 	// ActivationProm from the queue depth landing in Prometheus to
 	// replicas >= 1.
@@ -74,14 +76,18 @@ type ctlResult struct {
 	Failed []string
 }
 
+func (c *ctlResult) setIdle(w window) {
+	c.QueriesPerMin, c.SelfQueriesPerMin, c.IdleCPU = w.qpm, w.selfQPM, w.cpu
+}
+
 // sizeResult is one size's run.
 type sizeResult struct {
 	N, Trials           int
 	Idle                time.Duration
 	LoadBefore, LoadEnd string
 	Took                time.Duration
-	// BaselinePerMin is Prometheus' query count per minute with both
-	// controllers paused (nothing else queries it).
+	// BaselinePerMin is Prometheus' query count per minute before either
+	// controller starts (nothing else queries it).
 	BaselinePerMin float64
 	// KCMIdleCPU is kube-controller-manager's CPU seconds in each
 	// controller's idle window: the HPA controller works for KEDA.
@@ -190,15 +196,35 @@ func runSize(ctx context.Context, cfg config, n int) (_ *sizeResult, err error) 
 	}
 	logf("N=%d: emulator at %s; %d sync replicas Ready", n, em.URL(), 2*len(ts.indices(true)))
 
-	// The controllers.
-	k, err := startKeda(ctx, env, kedaBins, logf)
+	kcm := 0
+	for _, p := range env.Processes() {
+		if p.Name == testenv.KubeControllerManager {
+			kcm = p.PID
+		}
+	}
+	settle := func() error {
+		if cfg.Settle <= 0 {
+			return nil
+		}
+		logf("N=%d: settling for %s", n, cfg.Settle)
+		return sleep(ctx, cfg.Settle)
+	}
+
+	// The idle windows come first, one controller at a time, and KEDA is
+	// never paused: its scaling loops keep the phase they started with
+	// (each ScaledObject's own), whereas a SIGSTOP and SIGCONT would line
+	// them all up and make them query Prometheus at the same instant every
+	// 30s, which is not how KEDA runs. So: the baseline with no controller;
+	// tierscaler alone, before KEDA starts; KEDA with tierscaler paused
+	// (tierscaler's ticker just resumes).
+	baseline := max(5*time.Second, cfg.Idle/4)
+	w, err := idleWindow(ctx, env.PrometheusURL, nil, nil, kcm, baseline, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("baseline window: %w", err)
 	}
-	defer func() { err = errors.Join(err, k.stop()) }()
-	if err := createScaledObjects(ctx, env.Client, keda, env.PrometheusURL, 10*time.Minute, logf); err != nil {
-		return nil, fmt.Errorf("KEDA (log %s): %w", k.operatorLog, err)
-	}
+	res.BaselinePerMin = w.qpm
+	logf("N=%d: baseline (no controller) for %s: %.1f queries/min", n, baseline, w.qpm)
+
 	t, err := startTierscaler(ctx, env, cfg.Tierscaler, cfg.Root, logf)
 	if err != nil {
 		return nil, err
@@ -208,63 +234,58 @@ func runSize(ctx context.Context, cfg config, n int) (_ *sizeResult, err error) 
 		return nil, fmt.Errorf("tierscaler (log %s): %w", t.log, err)
 	}
 	logf("N=%d: tierscaler sees its %d functions with fresh metrics", n, n)
-	if cfg.Settle > 0 {
-		logf("N=%d: settling for %s", n, cfg.Settle)
-		if err := sleep(ctx, cfg.Settle); err != nil {
-			return nil, err
-		}
+	if err := settle(); err != nil {
+		return nil, err
 	}
+	tsPIDs := []int{t.pid}
+	w, err = idleWindow(ctx, env.PrometheusURL, tsPIDs, nil, kcm, cfg.Idle, func(ctx context.Context) (float64, error) {
+		return selfCount(ctx, t.metricsURL, "tierscaler_prometheus_queries_total")
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tierscaler's idle window: %w", err)
+	}
+	res.Ctl[ctlTierscaler].setIdle(w)
+	res.KCMIdleCPU[ctlTierscaler] = w.kcmCPU
+	logf("N=%d: tierscaler idle for %s: %.1f Prometheus queries/min (self-reported %.1f), %.2f CPU s", n, cfg.Idle, w.qpm, w.selfQPM, w.cpu)
 
-	// The idle windows.
-	kcm := 0
-	for _, p := range env.Processes() {
-		if p.Name == testenv.KubeControllerManager {
-			kcm = p.PID
-		}
+	k, err := startKeda(ctx, env, kedaBins, logf)
+	if err != nil {
+		return nil, err
 	}
-	kedaPIDs, tsPIDs := k.pids(), []int{t.pid}
-	windows := []struct {
-		name          string
-		run, paused   []int
-		self          func(context.Context) (float64, error)
-		length        time.Duration
-		before, after func(context.Context)
-	}{
-		{name: ctlKEDA, run: kedaPIDs, paused: tsPIDs, length: cfg.Idle,
-			self: func(ctx context.Context) (float64, error) {
-				return selfCount(ctx, k.metricsURL, "keda_scaler_http_requests_total")
-			},
-			after: func(ctx context.Context) {
-				res.KEDALoopLagMax, res.KEDALoopLagMean = kedaLoopLag(ctx, k.metricsURL)
-			}},
-		{name: ctlTierscaler, run: tsPIDs, paused: kedaPIDs, length: cfg.Idle,
-			self: func(ctx context.Context) (float64, error) {
-				return selfCount(ctx, t.metricsURL, "tierscaler_prometheus_queries_total")
-			}},
-		{name: "baseline", paused: append(append([]int(nil), kedaPIDs...), tsPIDs...), length: max(5*time.Second, cfg.Idle/4)},
+	defer func() { err = errors.Join(err, k.stop()) }()
+	// KEDA reconciles about two ScaledObjects a second here (its API
+	// client is limited to 20 requests/s).
+	if err := createScaledObjects(ctx, env.Client, keda, env.PrometheusURL, 2*time.Minute+time.Duration(n)*time.Second, logf); err != nil {
+		return nil, fmt.Errorf("KEDA (log %s): %w", k.operatorLog, err)
 	}
-	for _, w := range windows {
-		qpm, self, cpu, kcmCPU, err := idleWindow(ctx, env.PrometheusURL, w.run, w.paused, kcm, w.length, w.self)
-		if err != nil {
-			return nil, fmt.Errorf("idle window of %s: %w", w.name, err)
-		}
-		if w.after != nil {
-			w.after(ctx)
-		}
-		if w.name == "baseline" {
-			res.BaselinePerMin = qpm
-			logf("N=%d: baseline (both paused) %.1f queries/min", n, qpm)
-			continue
-		}
-		c := res.Ctl[w.name]
-		c.QueriesPerMin, c.SelfQueriesPerMin, c.IdleCPU = qpm, self, cpu
-		res.KCMIdleCPU[w.name] = kcmCPU
-		logf("N=%d: %s idle for %s: %.1f Prometheus queries/min (self-reported %.1f), %.2f CPU s", n, w.name, w.length, qpm, self, cpu)
+	if err := settle(); err != nil {
+		return nil, err
+	}
+	kedaPIDs := k.pids()
+	w, err = idleWindow(ctx, env.PrometheusURL, kedaPIDs, tsPIDs, kcm, cfg.Idle, func(ctx context.Context) (float64, error) {
+		return selfCount(ctx, k.metricsURL, "keda_scaler_http_requests_total")
+	})
+	if err != nil {
+		return nil, fmt.Errorf("KEDA's idle window: %w", err)
+	}
+	res.Ctl[ctlKEDA].setIdle(w)
+	res.KCMIdleCPU[ctlKEDA] = w.kcmCPU
+	res.KEDALoopLagMax, res.KEDALoopLagMean = kedaLoopLag(ctx, k.metricsURL)
+	logf("N=%d: KEDA idle for %s: %.1f Prometheus queries/min (self-reported %.1f), %.2f CPU s", n, cfg.Idle, w.qpm, w.selfQPM, w.cpu)
+	// tierscaler runs again: its next cycle has fresh metrics.
+	if err := waitTierscalerCycles(ctx, t, n, 3*time.Minute); err != nil {
+		return nil, fmt.Errorf("tierscaler after its pause (log %s): %w", t.log, err)
 	}
 
 	// The trials.
 	logf("N=%d: %d activation and %d burst trials per controller, overlapping, at random phases", n, cfg.Trials, cfg.Trials)
 	tr := &trials{cfg: cfg, em: em, rec: rec, prom: env, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(n)))}
+	cpu0 := map[string]float64{}
+	for name, pids := range map[string][]int{ctlKEDA: kedaPIDs, ctlTierscaler: tsPIDs} {
+		if cpu0[name], err = sumCPU(pids); err != nil {
+			return nil, err
+		}
+	}
 	trialsOut := tr.run(ctx, []fnSet{keda, ts})
 	for _, x := range trialsOut {
 		c := res.Ctl[x.set.ctl]
@@ -292,6 +313,7 @@ func runSize(ctx context.Context, cfg config, n int) (_ *sizeResult, err error) 
 			return nil, err
 		}
 		res.Ctl[name].TotalCPU = cpu
+		res.Ctl[name].TrialCPU = cpu - cpu0[name]
 	}
 	res.LoadEnd = loadAverage()
 	res.Took = time.Since(began)
@@ -321,9 +343,16 @@ func waitReadyCount(ctx context.Context, rec *recorder, want int, timeout time.D
 	return nil
 }
 
-// waitTierscalerCycles waits until tierscaler has fresh metrics and
-// reports every one of its n functions.
+// waitTierscalerCycles waits for a successful tierscaler cycle that ends
+// after the call with fresh metrics and every one of its n functions (the
+// gauges read at once after a pause would be the stale ones of the cycle
+// before it). After a SIGCONT the pending tick starts a cycle at once.
 func waitTierscalerCycles(ctx context.Context, t *tsRun, n int, timeout time.Duration) error {
+	ok := map[string][]string{"result": {"success"}}
+	var before float64
+	if mfs, err := scrape(ctx, t.metricsURL+"/metrics"); err == nil {
+		before, _ = sumMetric(mfs, "tierscaler_reconciles_total", ok)
+	}
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		mfs, err := scrape(ctx, t.metricsURL+"/metrics")
@@ -331,13 +360,14 @@ func waitTierscalerCycles(ctx context.Context, t *tsRun, n int, timeout time.Dur
 			last = err.Error()
 			return false, nil
 		}
+		cycles, _ := sumMetric(mfs, "tierscaler_reconciles_total", ok)
 		avail, _ := sumMetric(mfs, "tierscaler_metrics_available", nil)
 		fns := 0
 		if mf, ok := mfs["tierscaler_function_replicas"]; ok {
 			fns = len(mf.GetMetric())
 		}
-		last = fmt.Sprintf("metrics available %v, %d functions reported", avail, fns)
-		return avail == 1 && fns >= n, nil
+		last = fmt.Sprintf("%.0f new successful cycles, metrics available %v, %d functions reported", cycles-before, avail, fns)
+		return cycles > before && avail == 1 && fns >= n, nil
 	})
 	if err != nil {
 		return fmt.Errorf("after %s: %s", timeout, last)
@@ -345,23 +375,34 @@ func waitTierscalerCycles(ctx context.Context, t *tsRun, n int, timeout time.Dur
 	return nil
 }
 
-// idleWindow pauses the processes paused, lets the others run for length,
-// and returns Prometheus' PromQL queries per minute over it, the running
-// controller's own count per minute (-1 if self is nil or fails), the CPU
-// seconds of run and of kube-controller-manager (pid kcm) over it.
+// window is what idleWindow measured.
+type window struct {
+	// qpm is Prometheus' PromQL queries per minute; selfQPM the running
+	// controller's own count per minute (-1 if unknown).
+	qpm, selfQPM float64
+	// cpu is the CPU seconds of the running processes, kcmCPU those of
+	// kube-controller-manager.
+	cpu, kcmCPU float64
+}
+
+// idleWindow pauses (SIGSTOP) the processes paused, lets the processes run
+// run for length, and measures the window. self, if not nil, reads the
+// running controller's own query counter.
 func idleWindow(ctx context.Context, promURL string, run, paused []int, kcm int, length time.Duration,
-	self func(context.Context) (float64, error)) (qpm, selfQPM, cpu, kcmCPU float64, err error) {
+	self func(context.Context) (float64, error)) (w window, err error) {
 	if err := signalAll(paused, syscall.SIGSTOP); err != nil {
-		return 0, 0, 0, 0, err
+		return w, err
 	}
 	defer func() { err = errors.Join(err, signalAll(paused, syscall.SIGCONT)) }()
 	// Let queries in flight when the others stopped finish.
-	if err := sleep(ctx, 2*time.Second); err != nil {
-		return 0, 0, 0, 0, err
+	if len(paused) > 0 {
+		if err := sleep(ctx, 2*time.Second); err != nil {
+			return w, err
+		}
 	}
 	q0, err := promQueries(ctx, promURL)
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return w, err
 	}
 	s0, selfErr := -1.0, error(nil)
 	if self != nil {
@@ -369,30 +410,30 @@ func idleWindow(ctx context.Context, promURL string, run, paused []int, kcm int,
 	}
 	c0, err := sumCPU(run)
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return w, err
 	}
 	k0, _ := cpuSeconds(kcm)
 	t0 := time.Now()
 	if err := sleep(ctx, length); err != nil {
-		return 0, 0, 0, 0, err
+		return w, err
 	}
 	q1, err := promQueries(ctx, promURL)
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return w, err
 	}
 	elapsed := time.Since(t0).Minutes()
 	c1, err := sumCPU(run)
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return w, err
 	}
 	k1, _ := cpuSeconds(kcm)
-	selfQPM = -1
+	w = window{qpm: (q1 - q0) / elapsed, selfQPM: -1, cpu: c1 - c0, kcmCPU: k1 - k0}
 	if self != nil && selfErr == nil {
 		if s1, err := self(ctx); err == nil {
-			selfQPM = (s1 - s0) / elapsed
+			w.selfQPM = (s1 - s0) / elapsed
 		}
 	}
-	return (q1 - q0) / elapsed, selfQPM, c1 - c0, k1 - k0, nil
+	return w, nil
 }
 
 // selfCount sums a counter of a controller's /metrics.
