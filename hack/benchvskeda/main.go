@@ -56,6 +56,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/tierscaler/tierscaler/hack/testenv"
 )
 
@@ -148,6 +151,9 @@ func (c config) check() error {
 // bench finds or builds the binaries and runs every size. It returns the
 // sizes that completed, and the first error.
 func bench(ctx context.Context, cfg config) ([]*sizeResult, error) {
+	// controller-runtime's clients (testenv's) log through its global
+	// logger, which complains on stderr when a program never sets it.
+	ctrllog.SetLogger(logr.Discard())
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		return nil, err
