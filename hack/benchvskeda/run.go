@@ -96,7 +96,11 @@ type sizeResult struct {
 	// loops from their polling interval at the end of KEDA's idle window
 	// (keda_internal_scale_loop_latency_seconds), -1 if unknown.
 	KEDALoopLagMax, KEDALoopLagMean float64
-	Ctl                             map[string]*ctlResult
+	// TierscalerWebhooks counts the activation requests tierscaler's
+	// webhook got from Alertmanager (tierscaler_activation_requests_total,
+	// every result), -1 if unknown.
+	TierscalerWebhooks float64
+	Ctl                map[string]*ctlResult
 }
 
 // runSize runs the whole comparison at n functions per controller on a
@@ -314,6 +318,10 @@ func runSize(ctx context.Context, cfg config, n int) (_ *sizeResult, err error) 
 		}
 		res.Ctl[name].TotalCPU = cpu
 		res.Ctl[name].TrialCPU = cpu - cpu0[name]
+	}
+	res.TierscalerWebhooks = -1
+	if v, err := selfCount(ctx, t.metricsURL, "tierscaler_activation_requests_total"); err == nil {
+		res.TierscalerWebhooks = v
 	}
 	res.LoadEnd = loadAverage()
 	res.Took = time.Since(began)

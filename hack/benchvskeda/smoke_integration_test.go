@@ -84,6 +84,11 @@ func TestBenchVsKEDASmoke(t *testing.T) {
 			t.Errorf("%s: its own query counter was not read", name)
 		}
 	}
+	// The push path: the chart's activation rules, Alertmanager's route
+	// and tierscaler's webhook are wired up.
+	if r.TierscalerWebhooks <= 0 {
+		t.Errorf("tierscaler's webhook got %v activation requests from Alertmanager, want some", r.TierscalerWebhooks)
+	}
 	if !strings.Contains(out.String(), "| Prometheus queries per minute, idle |") {
 		t.Errorf("the table lacks the query row:\n%s", out.String())
 	}

@@ -19,7 +19,7 @@ func writeTable(w io.Writer, r *sizeResult) {
 	fmt.Fprintln(w, "|---|---:|---:|---:|")
 	row := func(name, a, b, ratio string) { fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, a, b, ratio) }
 	row("Prometheus queries per minute, idle", num(k.QueriesPerMin), num(t.QueriesPerMin), ratio(k.QueriesPerMin, t.QueriesPerMin))
-	row("… as the controller counts them", num(k.SelfQueriesPerMin), num(t.SelfQueriesPerMin), "")
+	row("… as the controller counts them (KEDA: HTTP requests; tierscaler: policy queries, sent in batches)", num(k.SelfQueriesPerMin), num(t.SelfQueriesPerMin), "")
 	lat := func(name string, a, b []time.Duration, withMax bool) {
 		ra := ratio(percentile(a, 50).Seconds(), percentile(b, 50).Seconds()) + " / " + ratio(percentile(a, 95).Seconds(), percentile(b, 95).Seconds())
 		if withMax {
@@ -41,6 +41,9 @@ func writeTable(w io.Writer, r *sizeResult) {
 	fmt.Fprintf(w, "- Before either controller started, Prometheus answered %s queries per minute (nothing else queries it).\n", num(r.BaselinePerMin))
 	fmt.Fprintf(w, "- kube-controller-manager used %s CPU s in KEDA's idle window and %s in tierscaler's (before KEDA started): its HPA controller asks KEDA's adapter for metrics and makes KEDA's scaling steps above one replica; not counted above.\n",
 		cpu(r.KCMIdleCPU[ctlKEDA]), cpu(r.KCMIdleCPU[ctlTierscaler]))
+	if r.TierscalerWebhooks >= 0 {
+		fmt.Fprintf(w, "- tierscaler's webhook got %.0f activation requests from Alertmanager (the chart's activation rules).\n", r.TierscalerWebhooks)
+	}
 	if r.KEDALoopLagMax >= 0 {
 		fmt.Fprintf(w, "- KEDA's scaling loops ran up to %.1f s behind their 30 s polling interval (mean %.1f s) at the end of its idle window (keda_internal_scale_loop_latency_seconds).\n",
 			r.KEDALoopLagMax, r.KEDALoopLagMean)

@@ -152,28 +152,35 @@ func dedent(lines []string) string {
 }
 
 // alertmanagerConfig routes the activation alerts of tierscaler's functions
-// (tierscaler="activate", function_name in tierscaler's namespace: KEDA's
-// functions raise the same alert, and another autoscaler owns them) to
-// tierscaler's webhook with a bearer token, with the documented timing,
-// and drops everything else.
+// to tierscaler's webhook with a bearer token, with the documented timing,
+// and drops everything else. KEDA's functions raise the same alerts and
+// another autoscaler owns them, so the routes also match the function's
+// namespace, in whichever label names it: the chart's rules name the
+// function in "function", OpenFaaS' own alerts in "function_name"
+// (tierscaler's webhook reads either). Alertmanager's matchers are ANDed,
+// hence one route per label.
 func alertmanagerConfig(r amRoute, webhookURL, tokenFile string) (string, error) {
-	route := map[string]any{
-		"receiver": "tierscaler",
-		"matchers": append(append([]string(nil), r.Matchers...), fmt.Sprintf(`function_name=~".+\\.%s"`, tsNamespace)),
-		"continue": false,
-	}
-	for k, v := range map[string]string{"group_wait": r.GroupWait, "group_interval": r.GroupInterval, "repeat_interval": r.RepeatInterval} {
-		if v != "" {
-			route[k] = v
+	var routes []any
+	for _, label := range []string{"function", "function_name"} {
+		route := map[string]any{
+			"receiver": "tierscaler",
+			"matchers": append(append([]string(nil), r.Matchers...), fmt.Sprintf(`%s=~".+\\.%s"`, label, tsNamespace)),
+			"continue": false,
 		}
-	}
-	if len(r.GroupBy) > 0 {
-		route["group_by"] = r.GroupBy
+		for k, v := range map[string]string{"group_wait": r.GroupWait, "group_interval": r.GroupInterval, "repeat_interval": r.RepeatInterval} {
+			if v != "" {
+				route[k] = v
+			}
+		}
+		if len(r.GroupBy) > 0 {
+			route["group_by"] = r.GroupBy
+		}
+		routes = append(routes, route)
 	}
 	cfg := map[string]any{
 		"route": map[string]any{
 			"receiver": "null", "group_wait": "1s", "group_interval": "5s", "repeat_interval": "1h",
-			"routes": []any{route},
+			"routes": routes,
 		},
 		"receivers": []any{
 			map[string]any{"name": "null"},
