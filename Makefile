@@ -54,6 +54,9 @@ demo: tools build ## Run tierscaler on a local cluster with the mixed-small scen
 bench-cluster: tools ## Benchmarks on the local cluster: Reconcile at 10,000 functions, reaction time to 429s (hack/bench.sh).
 	hack/bench.sh
 
+bench-vs-keda: tools ## tierscaler and KEDA side by side at 100 and 1,000 functions (hack/bench-vs-keda.sh; ~30 min).
+	hack/bench-vs-keda.sh
+
 .PHONY: cluster-up
 cluster-up: tools ## Start the local cluster (state and kubeconfig in .cluster/).
 	$(GO) run ./hack/cluster up
