@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/tierscaler/tierscaler/hack/emulator"
+	"github.com/tierscaler/tierscaler/openfaas"
 	"github.com/tierscaler/tierscaler/policy"
 	"github.com/tierscaler/tierscaler/scaler"
 	"github.com/tierscaler/tierscaler/workload"
@@ -47,7 +47,7 @@ type ClusterOptions struct {
 }
 
 // Cluster is a simulated Kubernetes cluster: the scenario's nodes, one
-// Deployment per function built as faas-netes would (emulator.NewDeployment),
+// Deployment per function built as faas-netes would (openfaas.WorkloadDeployment),
 // a ReplicaSet that creates and removes pods at once, and a scheduler. It
 // implements scaler.Cluster, so the real controller drives it.
 //
@@ -185,7 +185,7 @@ func NewCluster(s *workload.Scenario, o ClusterOptions) (*Cluster, error) {
 	}
 	now := c.now()
 	for _, f := range s.Functions {
-		d, err := emulator.NewDeployment(s.Name, f)
+		d, err := openfaas.WorkloadDeployment(s.Name, f)
 		if err != nil {
 			return nil, fmt.Errorf("scenario %s: %w", s.Name, err)
 		}
