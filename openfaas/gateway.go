@@ -87,11 +87,11 @@ type Series struct {
 // Replica is one gateway replica.
 type Replica struct {
 	// ID is unique for the Gateway's life; Pod is its LabelGatewayPod value.
-	ID  int
-	Pod string
+	ID  int    `json:"id"`
+	Pod string `json:"pod"`
 	// Start is when it (re)started; Restarts counts its restarts.
-	Start    time.Time
-	Restarts int
+	Start    time.Time `json:"start"`
+	Restarts int       `json:"restarts"`
 }
 
 // Gateway models the function metrics of the OpenFaaS gateway's replicas
