@@ -145,6 +145,9 @@ type gwFunction struct {
 	from  []positions
 	// cut are the function's positions when a replica (by ID) restarted.
 	cut map[int]positions
+	// warm are the replicas (by ID) that had the function's started and
+	// 200 series before its counters began (Warm), until they restart.
+	warm map[int]bool
 }
 
 // NewGateway returns a gateway of n replicas (at least 1), all started at
@@ -179,7 +182,15 @@ func (g *Gateway) Replicas() []Replica {
 // Observe records a function's cumulative counters (the function is new
 // at its first call). Observe every function before Restart and
 // SetReplicas, so that they cut its streams where they are.
-func (g *Gateway) Observe(key string, c Counters) {
+func (g *Gateway) Observe(key string, c Counters) { g.Function(key).c = c }
+
+// FunctionMetrics is one function's place in a Gateway, for callers that
+// observe and read many functions often (Gateway.Function).
+type FunctionMetrics = gwFunction
+
+// Function returns the function's handle (registering it at its first
+// call): ObserveFunction and EachOf with it spare a lookup by key.
+func (g *Gateway) Function(key string) *FunctionMetrics {
 	f, ok := g.fns[key]
 	if !ok {
 		f = &gwFunction{first: len(g.epochs) - 1, from: []positions{{}}}
@@ -187,7 +198,33 @@ func (g *Gateway) Observe(key string, c Counters) {
 		i, _ := slices.BinarySearch(g.keys, key)
 		g.keys = slices.Insert(g.keys, i, key)
 	}
-	f.c = c
+	return f
+}
+
+// ObserveFunction is Observe by handle.
+func (g *Gateway) ObserveFunction(f *FunctionMetrics, c Counters) { f.c = c }
+
+// EachOf is Each by handle.
+func (g *Gateway) EachOf(f *FunctionMetrics, fn func(r Replica, s Series)) {
+	for _, r := range g.replicas {
+		fn(r.Replica, g.series(f, r.ID))
+	}
+}
+
+// Warm says that the function was invoked, and completed with code 200,
+// through every current replica before its counters began: those replicas
+// export its started and 200 series from now on, with the counts since,
+// until they restart. It models a gateway that has run long before a
+// simulation starts, whose counters already exist; a new replica and a
+// restarted one start with nothing.
+func (g *Gateway) Warm(key string) {
+	f := g.Function(key)
+	if f.warm == nil {
+		f.warm = map[int]bool{}
+	}
+	for _, r := range g.replicas {
+		f.warm[r.ID] = true
+	}
 }
 
 // Restart restarts the replica at index i of Replicas (same ID and pod, as
@@ -206,6 +243,7 @@ func (g *Gateway) Restart(i int, now time.Time) error {
 			f.cut = map[int]positions{}
 		}
 		f.cut[r.ID] = f.c.positions()
+		delete(f.warm, r.ID)
 	}
 	return nil
 }
@@ -269,12 +307,8 @@ func (g *Gateway) Keys() []string { return g.keys }
 // (nothing for a function never observed). The series are exported as
 // they are, existing or not (see Series).
 func (g *Gateway) Each(key string, fn func(r Replica, s Series)) {
-	f, ok := g.fns[key]
-	if !ok {
-		return
-	}
-	for _, r := range g.replicas {
-		fn(r.Replica, g.series(f, r.ID))
+	if f, ok := g.fns[key]; ok {
+		g.EachOf(f, fn)
 	}
 }
 
@@ -287,7 +321,8 @@ func (g *Gateway) series(f *gwFunction, id int) Series {
 	failed := g.measure(f, id, streamFailed, cut[streamFailed], pos[streamFailed])
 	completed := g.measure(f, id, streamAccepted, cut[streamAccepted], math.Min(f.c.Completed, pos[streamAccepted]))
 	s := Series{Started: accepted + rejected + failed, Completed: completed, Rejected: rejected, Failed: failed}
-	s.HasStarted, s.HasCompleted, s.HasRejected, s.HasFailed = s.Started > 0, completed > 0, rejected > 0, failed > 0
+	warm := f.warm[id]
+	s.HasStarted, s.HasCompleted, s.HasRejected, s.HasFailed = s.Started > 0 || warm, completed > 0 || warm, rejected > 0, failed > 0
 	return s
 }
 
@@ -296,6 +331,16 @@ func (g *Gateway) series(f *gwFunction, id int) Series {
 func (g *Gateway) measure(f *gwFunction, id, s int, u, v float64) float64 {
 	if v <= u {
 		return 0
+	}
+	if len(f.from) == 1 {
+		// One routing epoch: the common case.
+		ids := g.epochs[f.first]
+		if len(ids) == 1 {
+			if ids[0] != id {
+				return 0
+			}
+			return v - math.Max(u, f.from[0][s])
+		}
 	}
 	total := 0.0
 	for j := range f.from {

@@ -211,3 +211,19 @@ func TestGatewayInvariants(t *testing.T) {
 		}
 	}
 }
+
+func TestGatewayWarm(t *testing.T) {
+	g := NewGateway(2, t0)
+	g.Warm(fn)
+	g.Observe(fn, Counters{})
+	s := seriesOf(g, fn)
+	assert.Equal(t, Series{HasStarted: true, HasCompleted: true}, s["gateway-0"], "the started and 200 series exist, at the counts since")
+	assert.Equal(t, Series{HasStarted: true, HasCompleted: true}, s["gateway-1"])
+	require.NoError(t, g.Restart(1, t0.Add(time.Minute)))
+	require.NoError(t, g.SetReplicas(3, t0.Add(time.Minute)))
+	g.Observe(fn, Counters{Started: 1})
+	s = seriesOf(g, fn)
+	assert.Equal(t, Series{Started: 1, HasStarted: true, HasCompleted: true}, s["gateway-0"])
+	assert.Equal(t, Series{}, s["gateway-1"], "a restarted replica starts with nothing")
+	assert.Equal(t, Series{}, s["gateway-2"], "so does a new one")
+}

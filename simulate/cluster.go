@@ -91,8 +91,13 @@ type Cluster struct {
 	starting []*simPod
 	rv       int64
 	seq      int64
-	// ready counts the Ready pods per function key.
-	ready map[string]int
+	// gone are the removed pods that had been Ready, for a while after
+	// their removal (keepGone): Prometheus still has their samples.
+	gone []*simPod
+	// ready counts the Ready pods per function key; desired is each
+	// function's desired replicas.
+	ready   map[string]int
+	desired map[string]int32
 
 	schedDirty bool
 	depObjs    []appsv1.Deployment
@@ -148,7 +153,13 @@ type simPod struct {
 	node             *simNode
 	created, readyAt time.Time
 	ready, gone      bool
+	goneAt           time.Time
 	id               int64
+	// cpuBase is the querier's cpuAcc of the pod's function at the pod's
+	// first scrape as Ready (hasCPUBase: known): the pod's cadvisor CPU
+	// counter is cpuAcc minus cpuBase.
+	cpuBase    float64
+	hasCPUBase bool
 }
 
 // NewCluster builds the cluster of scenario s (defaulted and validated, as
@@ -163,7 +174,7 @@ func NewCluster(s *workload.Scenario, o ClusterOptions) (*Cluster, error) {
 	if o.Manager == "" {
 		o.Manager = scaler.FieldManager
 	}
-	c := &Cluster{now: o.Now, manager: o.Manager, latency: s.PodStartLatency.Duration, byKey: map[string]*simDeployment{}, ready: map[string]int{}}
+	c := &Cluster{now: o.Now, manager: o.Manager, latency: s.PodStartLatency.Duration, byKey: map[string]*simDeployment{}, ready: map[string]int{}, desired: map[string]int32{}}
 	if o.Namespaces != nil {
 		c.namespaces = map[string]bool{}
 		for _, ns := range o.Namespaces {
@@ -203,6 +214,7 @@ func NewCluster(s *workload.Scenario, o ClusterOptions) (*Cluster, error) {
 		c.deps = append(c.deps, sd)
 		c.byKey[key] = sd
 		c.ready[key] = 0
+		c.desired[key] = *d.Spec.Replicas
 		c.resize(sd, *d.Spec.Replicas, now)
 	}
 	sort.Slice(c.deps, func(i, j int) bool { return c.deps[i].key < c.deps[j].key })
@@ -319,6 +331,12 @@ func (c *Cluster) Usage() Usage {
 // reads it; it changes only in Advance and Scale, and must not be modified.
 func (c *Cluster) ReadyCounts() map[string]int { return c.ready }
 
+// desiredMap is the live map of desired replicas per function key, as
+// the gateway's service poll lists them. It changes only with the
+// Deployments' replicas (Scale and the OpenFaaS controls), which the
+// simulation's goroutine calls; it must not be modified.
+func (c *Cluster) desiredMap() map[string]int32 { return c.desired }
+
 // Replicas is a function's desired replicas (-1 for an unknown key).
 func (c *Cluster) Replicas(key string) int32 {
 	c.mu.Lock()
@@ -381,6 +399,24 @@ func (c *Cluster) forEachReadyPod(fn func(d *simDeployment, p *simPod)) {
 				fn(d, p)
 			}
 		}
+	}
+}
+
+// forEachScrapedPod calls fn, under the lock, for every Ready pod and
+// every pod removed less than keepGone ago after it had been Ready (its
+// goneAt is set).
+func (c *Cluster) forEachScrapedPod(fn func(d *simDeployment, p *simPod)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range c.deps {
+		for _, p := range d.pods {
+			if p.ready {
+				fn(d, p)
+			}
+		}
+	}
+	for _, p := range c.gone {
+		fn(p.dep, p)
 	}
 }
 
@@ -517,10 +553,24 @@ func (c *Cluster) resize(d *simDeployment, n int32, now time.Time) {
 	c.touch(d)
 }
 
+// keepGone is how long the querier still sees a removed pod's samples.
+const keepGone = 5 * time.Minute
+
 // remove deletes a pod at once, returning its room to its node.
 func (c *Cluster) remove(p *simPod) {
 	p.gone = true
 	d := p.dep
+	if p.ready {
+		now := c.now()
+		p.goneAt = now
+		keep := c.gone[:0]
+		for _, g := range c.gone {
+			if now.Sub(g.goneAt) < keepGone {
+				keep = append(keep, g)
+			}
+		}
+		c.gone = append(keep, p)
+	}
 	switch {
 	case p.node == nil:
 		for i, q := range c.pending {
@@ -702,6 +752,7 @@ func (c *Cluster) Scale(_ context.Context, d *appsv1.Deployment, from, to int32)
 	sd.obj = &nd
 	c.depsDirty = true
 	c.events = append(c.events, updateEvent{old: old, cur: &nd, at: now})
+	c.desired[sd.key] = to
 	c.resize(sd, to, now)
 	c.schedule()
 	c.flushStatus()

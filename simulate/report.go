@@ -254,20 +254,24 @@ type accountant struct {
 	evictionMarks       int
 	shortfallMarks      int
 
-	syncSeries []*fnSeries
-	cronMissed int
-	lastSample time.Time
-	bucket     time.Duration
-	points     []TimelinePoint
+	// syncIdx are the sync functions' indices in the sampled observations;
+	// syncRejected their 429s at the previous sample.
+	syncIdx      []int
+	syncRejected []float64
+	cronMissed   int
+	lastSample   time.Time
+	bucket       time.Duration
+	points       []TimelinePoint
 }
 
 func newAccountant(cfg *Config, w *world, start time.Time) *accountant {
 	a := &accountant{w: w, start: start, shape: w.cluster.NodeShape(), shortfallsByReason: map[string]int{}, sync429By: map[string]float64{}}
-	for _, s := range w.querier.series {
-		if f, _ := w.model.Function(s.key); f.Tier == policy.TierSync {
-			a.syncSeries = append(a.syncSeries, s)
+	for i, key := range w.keys {
+		if f, _ := w.model.Function(key); f.Tier == policy.TierSync {
+			a.syncIdx = append(a.syncIdx, i)
 		}
 	}
+	a.syncRejected = make([]float64, len(a.syncIdx))
 	// Buckets are a whole number of steps, so that no step straddles two.
 	steps := max(1, int64(math.Ceil(float64(cfg.Duration)/timelinePoints/float64(cfg.Step))))
 	a.bucket = time.Duration(steps) * cfg.Step
@@ -329,25 +333,27 @@ func nodesFor(r, shape policy.Resources) int {
 	return int(math.Ceil(n - 1e-9))
 }
 
-// sampled counts, after a sample at t, the sync functions that refused
-// requests and the cron runs missed since the previous sample.
-func (a *accountant) sampled(t time.Time) {
-	if m := a.w.querier.cronMissed; m > a.cronMissed {
-		a.point(a.lastSample).CronMissed += m - a.cronMissed
-		a.cronMissed = m
+// sampled counts, after a sample at t of the observations obs (in the
+// order of world.keys) with missed cron runs in all, the sync functions
+// that refused requests and the cron runs missed since the previous
+// sample.
+func (a *accountant) sampled(t time.Time, obs []workload.Observation, missed int) {
+	if missed > a.cronMissed {
+		a.point(a.lastSample).CronMissed += missed - a.cronMissed
+		a.cronMissed = missed
 	}
+	prev := a.lastSample
 	a.lastSample = t
-	for _, s := range a.syncSeries {
-		if s.n < 2 {
-			continue
-		}
-		cur, prev := s.at(s.n-1), s.at(s.n-2)
-		if cur.rejected-prev.rejected >= rejectedEpsilon {
-			d := cur.t.Sub(prev.t).Seconds()
+	for j, i := range a.syncIdx {
+		r := obs[i].Rejected429
+		if !prev.IsZero() && r-a.syncRejected[j] >= rejectedEpsilon {
+			d := t.Sub(prev).Seconds()
+			key := a.w.keys[i]
 			a.sync429Seconds += d
-			a.sync429By[s.key] += d
-			a.point(prev.t).Sync429Seconds += d
+			a.sync429By[key] += d
+			a.point(prev).Sync429Seconds += d
 		}
+		a.syncRejected[j] = r
 	}
 }
 

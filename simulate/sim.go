@@ -175,16 +175,42 @@ type world struct {
 	cluster *Cluster
 	querier *Querier
 	acct    *accountant
+	// keys are the model's functions; obs their observations at the last
+	// sample, in that order.
+	keys []string
+	obs  []workload.Observation
+	// scrape: the strategy reads the querier, which must scrape.
+	scrape bool
+}
+
+// sample reads every function's counters at t, has the querier scrape them
+// (when the strategy reads it) and the accountant count them.
+func (w *world) sample(t time.Time) {
+	missed := 0
+	for i, k := range w.keys {
+		w.obs[i] = w.model.Counters(k)
+		missed += w.obs[i].CronMissed
+	}
+	if w.scrape {
+		q := w.querier
+		q.mu.Lock()
+		q.record(t, w.obs)
+		q.cronMissed = missed
+		q.mu.Unlock()
+	}
+	w.acct.sampled(t, w.obs, missed)
 }
 
 func (w *world) clock() time.Time { return w.now }
 
 func runStrategy(ctx context.Context, cfg *Config, name string, start time.Time) (*StrategyReport, error) {
-	w := &world{cfg: cfg, name: name, now: start}
+	w := &world{cfg: cfg, name: name, now: start, scrape: name != StrategyStatic}
 	w.model = workload.NewModel(cfg.Scenario, cfg.Seed)
 	if err := w.model.Err(); err != nil {
 		return nil, fmt.Errorf("simulate: scenario %q: %w", cfg.Scenario.Name, err)
 	}
+	w.keys = w.model.Keys()
+	w.obs = make([]workload.Observation, len(w.keys))
 	w.model.Step(start, 0, nil)
 	co := ClusterOptions{Now: w.clock, Manager: name}
 	if name == StrategyTierscaler {
@@ -238,8 +264,7 @@ func (w *world) loop(ctx context.Context, st strategy, start, end time.Time) err
 	for i := 0; ; i++ {
 		t := w.now
 		if !t.Before(nextGrid) {
-			w.querier.Record(t)
-			w.acct.sampled(t)
+			w.sample(t)
 			nextGrid = nextGrid.Add(w.cfg.Step)
 		}
 		if !t.Before(end) {
