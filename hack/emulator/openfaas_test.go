@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -141,6 +142,11 @@ func TestCEProviderRevertsZeroAndCapsAtFive(t *testing.T) {
 	assert.Equal(t, int32(1), c.Deployments["job.openfaas-fn"])
 	assert.Equal(t, int32(5), c.Deployments["api.openfaas-fn"])
 	assert.Equal(t, 2, f.e.State().Gateway.Writes[WriteCEProvider])
+	var written []string
+	for _, d := range f.src.Updates() {
+		written = append(written, fmt.Sprintf("%s=%d", d.Name, *d.Spec.Replicas))
+	}
+	assert.ElementsMatch(t, []string{"job=1", "api=5"}, written, "one full update each")
 	f.advance(time.Second)
 	assert.Equal(t, 2, f.e.State().Gateway.Writes[WriteCEProvider], "nothing more to revert")
 }
