@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -323,6 +324,15 @@ func TestOpenFaaSControlsAgainstTheAPIServer(t *testing.T) {
 		return nil
 	})
 
+	// This emulator's series only: a test run again in the same
+	// environment must not see the series of the previous runs.
+	instance := fmt.Sprintf("instance=%q", e.Addr())
+	onThis := func(q string) string {
+		for _, m := range []string{"gateway_function_invocation_started", "gateway_function_invocation_total", "gateway_service_count"} {
+			q = strings.ReplaceAll(q, m+")", m+"{"+instance+"})")
+		}
+		return q
+	}
 	t.Run("a gateway restart, then a long run: started without _total", func(t *testing.T) {
 		if err := e.RestartGateway(0); err != nil {
 			t.Fatal(err)
@@ -330,7 +340,7 @@ func TestOpenFaaSControlsAgainstTheAPIServer(t *testing.T) {
 		if err := e.Fire("etl"); err != nil {
 			t.Fatal(err)
 		}
-		const etl = `{function_name="etl.openfaas-fn"}`
+		etl := `{function_name="etl.openfaas-fn",` + instance + `}`
 		eventually(t, 30*time.Second, "Prometheus has etl's started series", func() error {
 			v, err := scalar(ctx, env, `gateway_function_invocation_started`+etl)
 			if err != nil || v != 1 {
@@ -354,11 +364,11 @@ func TestOpenFaaSControlsAgainstTheAPIServer(t *testing.T) {
 			return 0, fmt.Errorf("no etl in %v", v)
 		}
 		eventually(t, 30*time.Second, "the old query reads 0 and the fixed one 1", func() error {
-			old, err := of(oldInflight)
+			old, err := of(onThis(oldInflight))
 			if err != nil {
 				return err
 			}
-			fixed, err := of(fixedInflight)
+			fixed, err := of(onThis(fixedInflight))
 			if err != nil {
 				return err
 			}
@@ -416,6 +426,13 @@ func TestOpenFaaSControlsAgainstTheAPIServer(t *testing.T) {
 		defer e.SetScaleFromZero(false)
 		scaleTo("api", 0)
 		scaleTo("jobs", 0)
+		// Jobs queued while the old pod is still Ready would just run.
+		eventually(t, 30*time.Second, "jobs has no Ready replica", func() error {
+			if st, err := e.FunctionState("jobs"); err != nil || st.Ready != 0 {
+				return fmt.Errorf("%+v, %v", st, err)
+			}
+			return nil
+		})
 		if err := e.Enqueue("jobs", 3); err != nil {
 			t.Fatal(err)
 		}
