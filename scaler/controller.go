@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -847,9 +848,23 @@ func (c *Controller) meta(d *appsv1.Deployment) (policy.Meta, error) {
 	if e, ok := c.metas[key]; ok && e.uid == string(d.UID) && e.resourceVersion == d.ResourceVersion && d.ResourceVersion != "" {
 		return e.meta, e.err
 	}
-	m, err := c.o.Policy.ParseMeta(d.Labels, d.Annotations, containerEnv(d))
+	m, err := c.o.Policy.ParseMeta(functionLabels(d), d.Annotations, containerEnv(d))
 	c.metas[key] = metaEntry{uid: string(d.UID), resourceVersion: d.ResourceVersion, meta: m, err: err}
 	return m, err
+}
+
+// functionLabels are a function's labels: faas-netes writes them
+// (com.openfaas.scale.min and .max among them) on the pod template only,
+// and reads them from there; the Deployment's own labels fill in what the
+// template lacks.
+func functionLabels(d *appsv1.Deployment) map[string]string {
+	if len(d.Spec.Template.Labels) == 0 {
+		return d.Labels
+	}
+	l := make(map[string]string, len(d.Labels)+len(d.Spec.Template.Labels))
+	maps.Copy(l, d.Labels)
+	maps.Copy(l, d.Spec.Template.Labels)
+	return l
 }
 
 // buildNodes computes each node's allocatable and requested resources from

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/tierscaler/tierscaler/hack/emulator"
+	"github.com/tierscaler/tierscaler/openfaas"
 	"github.com/tierscaler/tierscaler/policy"
 	"github.com/tierscaler/tierscaler/scaler"
 	"github.com/tierscaler/tierscaler/workload"
@@ -44,10 +45,13 @@ type ClusterOptions struct {
 	// all), as tierscaler watches only its policy's namespaces. Pods and
 	// nodes are always returned whole.
 	Namespaces []string
+	// CEProvider turns the OpenFaaS CE provider's watcher on (see
+	// SetCEProvider).
+	CEProvider bool
 }
 
 // Cluster is a simulated Kubernetes cluster: the scenario's nodes, one
-// Deployment per function built as faas-netes would (emulator.NewDeployment),
+// Deployment per function built as faas-netes would (openfaas.WorkloadDeployment),
 // a ReplicaSet that creates and removes pods at once, and a scheduler. It
 // implements scaler.Cluster, so the real controller drives it.
 //
@@ -91,8 +95,13 @@ type Cluster struct {
 	starting []*simPod
 	rv       int64
 	seq      int64
-	// ready counts the Ready pods per function key.
-	ready map[string]int
+	// gone are the removed pods that had been Ready, for a while after
+	// their removal (keepGone): Prometheus still has their samples.
+	gone []*simPod
+	// ready counts the Ready pods per function key; desired is each
+	// function's desired replicas.
+	ready   map[string]int
+	desired map[string]int32
 
 	schedDirty bool
 	depObjs    []appsv1.Deployment
@@ -104,6 +113,15 @@ type Cluster struct {
 
 	onUpdate func(old, cur *appsv1.Deployment, at time.Time)
 	events   []updateEvent
+
+	// scenario and fns are the scenario's name and functions, for
+	// Redeploy; ce: the CE provider's watcher is on; ceReverts and
+	// fromZero count its writes and the gateway's scale-ups from zero.
+	scenario  string
+	fns       map[string]workload.Function
+	ce        bool
+	ceReverts int
+	fromZero  int
 
 	// bound and boundPods are the requests and pods bound to nodes, per
 	// tier; pendingPods the unbound pods per tier.
@@ -148,7 +166,13 @@ type simPod struct {
 	node             *simNode
 	created, readyAt time.Time
 	ready, gone      bool
+	goneAt           time.Time
 	id               int64
+	// cpuBase is the querier's cpuAcc of the pod's function at the pod's
+	// first scrape as Ready (hasCPUBase: known): the pod's cadvisor CPU
+	// counter is cpuAcc minus cpuBase.
+	cpuBase    float64
+	hasCPUBase bool
 }
 
 // NewCluster builds the cluster of scenario s (defaulted and validated, as
@@ -163,7 +187,8 @@ func NewCluster(s *workload.Scenario, o ClusterOptions) (*Cluster, error) {
 	if o.Manager == "" {
 		o.Manager = scaler.FieldManager
 	}
-	c := &Cluster{now: o.Now, manager: o.Manager, latency: s.PodStartLatency.Duration, byKey: map[string]*simDeployment{}, ready: map[string]int{}}
+	c := &Cluster{now: o.Now, manager: o.Manager, latency: s.PodStartLatency.Duration, byKey: map[string]*simDeployment{}, ready: map[string]int{}, desired: map[string]int32{},
+		scenario: s.Name, fns: map[string]workload.Function{}}
 	if o.Namespaces != nil {
 		c.namespaces = map[string]bool{}
 		for _, ns := range o.Namespaces {
@@ -185,7 +210,7 @@ func NewCluster(s *workload.Scenario, o ClusterOptions) (*Cluster, error) {
 	}
 	now := c.now()
 	for _, f := range s.Functions {
-		d, err := emulator.NewDeployment(s.Name, f)
+		d, err := openfaas.WorkloadDeployment(s.Name, f)
 		if err != nil {
 			return nil, fmt.Errorf("scenario %s: %w", s.Name, err)
 		}
@@ -202,7 +227,9 @@ func NewCluster(s *workload.Scenario, o ClusterOptions) (*Cluster, error) {
 			req: templateRequests(&d.Spec.Template.Spec)}
 		c.deps = append(c.deps, sd)
 		c.byKey[key] = sd
+		c.fns[key] = f
 		c.ready[key] = 0
+		c.desired[key] = *d.Spec.Replicas
 		c.resize(sd, *d.Spec.Replicas, now)
 	}
 	sort.Slice(c.deps, func(i, j int) bool { return c.deps[i].key < c.deps[j].key })
@@ -212,6 +239,12 @@ func NewCluster(s *workload.Scenario, o ClusterOptions) (*Cluster, error) {
 		c.publish(d, now)
 	}
 	c.events = nil
+	if o.CEProvider {
+		c.SetCEProvider(true)
+		c.settle(now)
+		c.flushStatus()
+		c.events = nil
+	}
 	return c, nil
 }
 
@@ -319,6 +352,12 @@ func (c *Cluster) Usage() Usage {
 // reads it; it changes only in Advance and Scale, and must not be modified.
 func (c *Cluster) ReadyCounts() map[string]int { return c.ready }
 
+// desiredMap is the live map of desired replicas per function key, as
+// the gateway's service poll lists them. It changes only with the
+// Deployments' replicas (Scale and the OpenFaaS controls), which the
+// simulation's goroutine calls; it must not be modified.
+func (c *Cluster) desiredMap() map[string]int32 { return c.desired }
+
 // Replicas is a function's desired replicas (-1 for an unknown key).
 func (c *Cluster) Replicas(key string) int32 {
 	c.mu.Lock()
@@ -381,6 +420,24 @@ func (c *Cluster) forEachReadyPod(fn func(d *simDeployment, p *simPod)) {
 				fn(d, p)
 			}
 		}
+	}
+}
+
+// forEachScrapedPod calls fn, under the lock, for every Ready pod and
+// every pod removed less than keepGone ago after it had been Ready (its
+// goneAt is set).
+func (c *Cluster) forEachScrapedPod(fn func(d *simDeployment, p *simPod)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range c.deps {
+		for _, p := range d.pods {
+			if p.ready {
+				fn(d, p)
+			}
+		}
+	}
+	for _, p := range c.gone {
+		fn(p.dep, p)
 	}
 }
 
@@ -517,10 +574,24 @@ func (c *Cluster) resize(d *simDeployment, n int32, now time.Time) {
 	c.touch(d)
 }
 
+// keepGone is how long the querier still sees a removed pod's samples.
+const keepGone = 5 * time.Minute
+
 // remove deletes a pod at once, returning its room to its node.
 func (c *Cluster) remove(p *simPod) {
 	p.gone = true
 	d := p.dep
+	if p.ready {
+		now := c.now()
+		p.goneAt = now
+		keep := c.gone[:0]
+		for _, g := range c.gone {
+			if now.Sub(g.goneAt) < keepGone {
+				keep = append(keep, g)
+			}
+		}
+		c.gone = append(keep, p)
+	}
 	switch {
 	case p.node == nil:
 		for i, q := range c.pending {
@@ -665,7 +736,8 @@ func (c *Cluster) nodeObject(n *simNode) corev1.Node {
 // Scale sets a Deployment's replicas, as a patch of the scale subresource:
 // ErrChanged when its replicas are no longer from. Pods are created (and
 // scheduled) or removed at once; a managedFields entry records the manager
-// and the virtual time.
+// and the virtual time. With the CE provider on, its watcher then puts 0
+// back to 1 and more than 5 back to 5.
 func (c *Cluster) Scale(_ context.Context, d *appsv1.Deployment, from, to int32) error {
 	if to < 0 {
 		return fmt.Errorf("scale %s/%s to %d: replicas must not be negative", d.Namespace, d.Name, to)
@@ -679,33 +751,151 @@ func (c *Cluster) Scale(_ context.Context, d *appsv1.Deployment, from, to int32)
 	if *sd.obj.Spec.Replicas != from {
 		return scaler.ErrChanged
 	}
-	now := c.now()
 	nd := *sd.obj
 	replicas := to
 	nd.Spec.Replicas = &replicas
+	c.write(sd, &nd, c.manager, "scale", fieldsReplicas)
+	c.ceWatch(sd)
+	return nil
+}
+
+// The fields a managedFields entry records.
+const (
+	fieldsReplicas = `{"f:spec":{"f:replicas":{}}}`
+	fieldsRedeploy = `{"f:metadata":{"f:annotations":{}},"f:spec":{"f:replicas":{},"f:template":{}}}`
+)
+
+// write publishes nd as sd's new object, written by manager (on
+// subresource, "" for the main resource) with the given fields: a new
+// generation when the spec changed, the manager's managedFields entry
+// (another manager's ownership of spec.replicas moves to it when replicas
+// are among its fields), a new resourceVersion, an update event, and the
+// pods resized to its replicas. Called with the lock held.
+func (c *Cluster) write(sd *simDeployment, nd *appsv1.Deployment, manager, subresource, fields string) {
+	now := c.now()
+	old := sd.obj
 	nd.Generation++
 	entry := metav1.ManagedFieldsEntry{
-		Manager: c.manager, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "apps/v1",
-		Time: &metav1.Time{Time: now}, FieldsType: "FieldsV1", Subresource: "scale",
-		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)},
+		Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "apps/v1",
+		Time: &metav1.Time{Time: now}, FieldsType: "FieldsV1", Subresource: subresource,
+		FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)},
 	}
 	mf := make([]metav1.ManagedFieldsEntry, 0, len(nd.ManagedFields)+1)
 	for _, e := range nd.ManagedFields {
-		if e.Manager != c.manager || e.Subresource != "scale" {
+		switch {
+		case e.Manager == manager && e.Subresource == subresource:
+		case e.FieldsV1 != nil && string(e.FieldsV1.Raw) == fieldsReplicas && strings.Contains(fields, `"f:replicas"`):
+			// It owned only the replicas, which are the writer's now.
+		default:
 			mf = append(mf, e)
 		}
 	}
 	nd.ManagedFields = append(mf, entry)
 	c.rv++
 	nd.ResourceVersion = strconv.FormatInt(c.rv, 10)
-	old := sd.obj
-	sd.obj = &nd
+	sd.obj = nd
 	c.depsDirty = true
-	c.events = append(c.events, updateEvent{old: old, cur: &nd, at: now})
+	c.events = append(c.events, updateEvent{old: old, cur: nd, at: now})
+	to := *nd.Spec.Replicas
+	c.desired[sd.key] = to
 	c.resize(sd, to, now)
 	c.schedule()
 	c.flushStatus()
+}
+
+// ceWatch is the OpenFaaS CE provider's Deployment watcher, when on: it
+// puts a function Deployment at 0 back to 1 and above 5 back to 5, at once
+// (openfaas.CEWatcherReplicas). Called with the lock held.
+func (c *Cluster) ceWatch(sd *simDeployment) bool {
+	if !c.ce || !openfaas.IsFunction(sd.obj) {
+		return false
+	}
+	to, revert := openfaas.CEWatcherReplicas(*sd.obj.Spec.Replicas)
+	if !revert {
+		return false
+	}
+	nd := *sd.obj
+	nd.Spec.Replicas = &to
+	c.write(sd, &nd, openfaas.FieldManager, "", fieldsReplicas)
+	c.ceReverts++
+	return true
+}
+
+// SetCEProvider turns the OpenFaaS CE provider's Deployment watcher on or
+// off. On, it acts on every Deployment at once (the informer's first list)
+// and then on every replica change.
+func (c *Cluster) SetCEProvider(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ce = on
+	for _, sd := range c.deps {
+		c.ceWatch(sd)
+	}
+	c.flushStatus()
+}
+
+// CEReverts counts the CE provider's writes.
+func (c *Cluster) CEReverts() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ceReverts
+}
+
+// Redeploy does to a function's Deployment what faas-cli deploy of the
+// scenario's function does (openfaas.Redeploy, a full update by
+// faas-netes): replicas back to com.openfaas.scale.min when positive,
+// the annotations replaced by the function's own (tierscaler.io/last-run
+// and anything else written since are gone), a fresh uid label on the pod
+// template. The rollout that label starts is not modelled: the pods stay.
+func (c *Cluster) Redeploy(key string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sd, ok := c.byKey[key]
+	if !ok {
+		return fmt.Errorf("redeploy %s: no such Deployment in the simulated cluster", key)
+	}
+	req, err := openfaas.Request(c.scenario, c.fns[key])
+	if err != nil {
+		return fmt.Errorf("redeploy %s: %w", key, err)
+	}
+	c.write(sd, openfaas.Redeploy(sd.obj, req, c.now()), openfaas.FieldManager, "", fieldsRedeploy)
+	c.ceWatch(sd)
 	return nil
+}
+
+// ScaleFromZero is the gateway's scale from zero for an invocation of the
+// function: when its desired replicas are 0, faas-netes sets them to its
+// com.openfaas.scale.min, or 1 (capped at 5 with the CE provider on); true
+// when it scaled. Otherwise the gateway only waits for a Ready replica.
+func (c *Cluster) ScaleFromZero(key string) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sd, ok := c.byKey[key]
+	if !ok {
+		return false, fmt.Errorf("scale %s from zero: no such Deployment in the simulated cluster", key)
+	}
+	if *sd.obj.Spec.Replicas != 0 {
+		return false, nil
+	}
+	to := openfaas.ScaleFromZeroReplicas(openfaas.FunctionLabels(sd.obj))
+	if c.ce {
+		var err error
+		if to, err = openfaas.CEScaleRequest(to); err != nil {
+			return false, err
+		}
+	}
+	nd := *sd.obj
+	nd.Spec.Replicas = &to
+	c.write(sd, &nd, openfaas.FieldManager, "", fieldsReplicas)
+	c.fromZero++
+	return true, nil
+}
+
+// ScaledFromZero counts the gateway's scale-ups from zero.
+func (c *Cluster) ScaledFromZero() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fromZero
 }
 
 // Annotate merges annotations into a Deployment's metadata.

@@ -100,12 +100,17 @@ type StrategyReport struct {
 	AsyncWaitMean   float64 `json:"asyncWaitMean"`
 	AsyncJobsQueued float64 `json:"asyncJobsQueued"`
 
-	Evictions          int            `json:"evictions"`
-	ShortfallEpisodes  int            `json:"shortfallEpisodes"`
+	Evictions         int `json:"evictions"`
+	ShortfallEpisodes int `json:"shortfallEpisodes"`
+	// ZeroedInFlight counts the functions scaled to zero while they had
+	// work in flight (a real pod's termination would cut it);
+	// ZeroedInFlightBy splits it by function.
+	ZeroedInFlight     int            `json:"zeroedInFlight"`
+	ZeroedInFlightBy   map[string]int `json:"zeroedInFlightBy,omitempty"`
 	ShortfallsByReason map[string]int `json:"shortfallsByReason,omitempty"`
 
-	// Marks are the evictions and shortfall episodes (the first
-	// maxMarks of each), for the charts.
+	// Marks are the evictions, shortfall episodes and zeroings with work
+	// in flight (the first maxMarks of each), for the charts.
 	Marks    []Mark   `json:"marks,omitempty"`
 	Timeline Timeline `json:"timeline"`
 }
@@ -119,7 +124,7 @@ type TierReserve struct {
 // Mark is an event on the timeline.
 type Mark struct {
 	T time.Time `json:"t"`
-	// Kind is eviction or shortfall.
+	// Kind is eviction, shortfall or zeroed-in-flight.
 	Kind     string `json:"kind"`
 	Function string `json:"function"`
 	// Detail is the claim an eviction served, or a shortfall's reason.
@@ -162,6 +167,7 @@ var definitions = map[string]string{
 	"cronLate":        "cron runs invoked through the queue that started after their fire time (the model's CronLate)",
 	"asyncWait":       "wait of async jobs from arrival to start; p50 and p95 interpolated in the model's wait histogram buckets (as histogram_quantile), max exact",
 	"evictions":       "functions tierscaler scaled to zero to make room for another's claim (evict-for-capacity)",
+	"zeroedInFlight":  "functions a strategy scaled to zero while they had requests, runs or jobs in flight (the model's Inflight): work a real pod termination would cut",
 	"shortfallEpisodes": "shortfalls handed to the alert sink: a function and reason active in a cycle and not in the previous one; " +
 		"metrics-unavailable counts once per episode",
 	"static": "every function at its initialReplicas; the cluster grows (same node shape) until every pod has a node, so static is accounted in full",
@@ -253,21 +259,27 @@ type accountant struct {
 	marks               []Mark
 	evictionMarks       int
 	shortfallMarks      int
+	zeroedMarks         int
 
-	syncSeries []*fnSeries
-	cronMissed int
-	lastSample time.Time
-	bucket     time.Duration
-	points     []TimelinePoint
+	// syncIdx are the sync functions' indices in the sampled observations;
+	// syncRejected their 429s at the previous sample.
+	syncIdx      []int
+	syncRejected []float64
+	zeroedBy     map[string]int
+	cronMissed   int
+	lastSample   time.Time
+	bucket       time.Duration
+	points       []TimelinePoint
 }
 
 func newAccountant(cfg *Config, w *world, start time.Time) *accountant {
 	a := &accountant{w: w, start: start, shape: w.cluster.NodeShape(), shortfallsByReason: map[string]int{}, sync429By: map[string]float64{}}
-	for _, s := range w.querier.series {
-		if f, _ := w.model.Function(s.key); f.Tier == policy.TierSync {
-			a.syncSeries = append(a.syncSeries, s)
+	for i, key := range w.keys {
+		if f, _ := w.model.Function(key); f.Tier == policy.TierSync {
+			a.syncIdx = append(a.syncIdx, i)
 		}
 	}
+	a.syncRejected = make([]float64, len(a.syncIdx))
 	// Buckets are a whole number of steps, so that no step straddles two.
 	steps := max(1, int64(math.Ceil(float64(cfg.Duration)/timelinePoints/float64(cfg.Step))))
 	a.bucket = time.Duration(steps) * cfg.Step
@@ -329,25 +341,40 @@ func nodesFor(r, shape policy.Resources) int {
 	return int(math.Ceil(n - 1e-9))
 }
 
-// sampled counts, after a sample at t, the sync functions that refused
-// requests and the cron runs missed since the previous sample.
-func (a *accountant) sampled(t time.Time) {
-	if m := a.w.querier.cronMissed; m > a.cronMissed {
-		a.point(a.lastSample).CronMissed += m - a.cronMissed
-		a.cronMissed = m
+// sampled counts, after a sample at t of the observations obs (in the
+// order of world.keys) with missed cron runs in all, the sync functions
+// that refused requests and the cron runs missed since the previous
+// sample.
+func (a *accountant) sampled(t time.Time, obs []workload.Observation, missed int) {
+	if missed > a.cronMissed {
+		a.point(a.lastSample).CronMissed += missed - a.cronMissed
+		a.cronMissed = missed
 	}
+	prev := a.lastSample
 	a.lastSample = t
-	for _, s := range a.syncSeries {
-		if s.n < 2 {
-			continue
-		}
-		cur, prev := s.at(s.n-1), s.at(s.n-2)
-		if cur.rejected-prev.rejected >= rejectedEpsilon {
-			d := cur.t.Sub(prev.t).Seconds()
+	for j, i := range a.syncIdx {
+		r := obs[i].Rejected429
+		if !prev.IsZero() && r-a.syncRejected[j] >= rejectedEpsilon {
+			d := t.Sub(prev).Seconds()
+			key := a.w.keys[i]
 			a.sync429Seconds += d
-			a.sync429By[s.key] += d
-			a.point(prev.t).Sync429Seconds += d
+			a.sync429By[key] += d
+			a.point(prev).Sync429Seconds += d
 		}
+		a.syncRejected[j] = r
+	}
+}
+
+// zeroedInFlight counts function key scaled to zero at t with work in
+// flight.
+func (a *accountant) zeroedInFlight(t time.Time, key string) {
+	if a.zeroedBy == nil {
+		a.zeroedBy = map[string]int{}
+	}
+	a.zeroedBy[key]++
+	if a.zeroedMarks < maxMarks {
+		a.zeroedMarks++
+		a.marks = append(a.marks, Mark{T: t.UTC(), Kind: "zeroed-in-flight", Function: key})
 	}
 }
 
@@ -391,6 +418,12 @@ func (a *accountant) report(name string) *StrategyReport {
 	}
 	if len(a.shortfallsByReason) > 0 {
 		r.ShortfallsByReason = a.shortfallsByReason
+	}
+	if len(a.zeroedBy) > 0 {
+		r.ZeroedInFlightBy = a.zeroedBy
+		for _, n := range a.zeroedBy {
+			r.ZeroedInFlight += n
+		}
 	}
 	for i, tier := range policy.Tiers {
 		tr := TierReserve{CPUHours: round(a.reservedMilliCPUSec[i]/1000/3600, 3), MemoryGiBHours: round(a.reservedByteSec[i]/gib/3600, 3)}
@@ -546,6 +579,7 @@ var summaryRows = []struct {
 		return fmt.Sprintf("%.3g / %.3g / %.4g", s.AsyncWaitP50, s.AsyncWaitP95, s.AsyncWaitMax)
 	}},
 	{"evictions", func(s *StrategyReport) string { return fmt.Sprint(s.Evictions) }},
+	{"zeroed with work in flight", func(s *StrategyReport) string { return fmt.Sprint(s.ZeroedInFlight) }},
 	{"shortfall episodes", shortfallText},
 	{"reconciles", func(s *StrategyReport) string { return fmt.Sprint(s.Reconciles) }},
 }

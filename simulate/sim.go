@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tierscaler/tierscaler/openfaas"
 	"github.com/tierscaler/tierscaler/policy"
 	"github.com/tierscaler/tierscaler/scaler"
 	"github.com/tierscaler/tierscaler/workload"
@@ -81,6 +82,26 @@ type Config struct {
 	Cooldown time.Duration
 	// Load, if set, replays recorded load (a backtest).
 	Load Load
+	// GatewayReplicas is the number of OpenFaaS gateway replicas, each
+	// exporting its own series (default 1).
+	GatewayReplicas int
+	// GatewayRestarts are the times, from the start, at which the gateway
+	// (every replica) restarts: its counters reset to nothing
+	// (openfaas.Gateway).
+	GatewayRestarts []time.Duration
+	// GatewayColdStart starts the gateway with the simulation, with no
+	// counter at all, as if it had just restarted. By default it has run
+	// long before, and every function's started and 200 series exist.
+	GatewayColdStart bool
+	// ScaleFromZero turns the gateway's scale from zero on, for every
+	// strategy: a synchronous invocation of a function without a Ready
+	// replica is held (up to openfaas.ScaleFromZeroTimeout), and new
+	// invocations (or waiting messages) of a function at zero scale it to
+	// its minimum, or 1, at the next sample.
+	ScaleFromZero bool
+	// CEProvider puts the OpenFaaS CE provider's watcher in every
+	// strategy's cluster: a function at 0 goes back to 1, above 5 back to 5.
+	CEProvider bool
 	// Progress, if set, is called after each strategy finishes.
 	Progress func(strategy string, wall time.Duration)
 }
@@ -117,6 +138,16 @@ func (c *Config) defaults() error {
 	}
 	if c.Step < 0 || c.Window < 0 || c.Cooldown < 0 {
 		return fmt.Errorf("simulate: step %s, window %s and cooldown %s must be positive", c.Step, c.Window, c.Cooldown)
+	}
+	if c.GatewayReplicas < 0 {
+		return fmt.Errorf("simulate: %d gateway replicas: want at least 1", c.GatewayReplicas)
+	}
+	c.GatewayRestarts = slices.Clone(c.GatewayRestarts)
+	slices.Sort(c.GatewayRestarts)
+	for _, r := range c.GatewayRestarts {
+		if r < 0 || r > c.Duration {
+			return fmt.Errorf("simulate: a gateway restart at %s is outside the simulation (0 to %s)", r, c.Duration)
+		}
 	}
 	if c.Policy.Interval.Duration <= 0 {
 		return fmt.Errorf("simulate: the policy's interval %s must be positive (was the policy defaulted?)", c.Policy.Interval.Duration)
@@ -175,18 +206,89 @@ type world struct {
 	cluster *Cluster
 	querier *Querier
 	acct    *accountant
+	// keys are the model's functions; obs their observations at the last
+	// sample, in that order; deps their Deployments, and replicas their
+	// desired replicas after the last reconcile.
+	keys     []string
+	obs      []workload.Observation
+	deps     []*simDeployment
+	replicas []int32
+	// scrape: the strategy reads the querier, which must scrape.
+	scrape bool
+	// restarts are the gateway restarts still to come.
+	restarts []time.Duration
+}
+
+// sample restarts the gateway when a restart is due, reads every
+// function's counters at t, scales the functions at zero the gateway would
+// scale, has the querier scrape (when the strategy reads it) and the
+// accountant count them.
+func (w *world) sample(t time.Time) error {
+	for len(w.restarts) > 0 && !t.Before(w.acct.start.Add(w.restarts[0])) {
+		w.restarts = w.restarts[1:]
+		for i := range w.querier.GatewayReplicas() {
+			if err := w.querier.RestartGateway(i, t); err != nil {
+				return err
+			}
+		}
+	}
+	missed := 0
+	for i, k := range w.keys {
+		offered := w.obs[i].Offered
+		w.obs[i] = w.model.Counters(k)
+		o := &w.obs[i]
+		missed += o.CronMissed
+		if w.cfg.ScaleFromZero && *w.deps[i].obj.Spec.Replicas == 0 {
+			// A new synchronous invocation, or a message the queue-worker
+			// keeps invoking, asks the gateway to scale it up.
+			if o.Pending > 0 || (o.Offered > offered && o.Held > 0) {
+				if _, err := w.cluster.ScaleFromZero(k); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if w.scrape {
+		q := w.querier
+		q.mu.Lock()
+		q.record(t, w.obs)
+		q.cronMissed = missed
+		q.mu.Unlock()
+	}
+	w.acct.sampled(t, w.obs, missed)
+	return nil
+}
+
+// reconciled counts the functions the strategy's reconcile at t scaled to
+// zero while they had work in flight.
+func (w *world) reconciled(t time.Time) {
+	for i, d := range w.deps {
+		cur := *d.obj.Spec.Replicas
+		if cur == 0 && w.replicas[i] > 0 {
+			if o := w.model.Counters(w.keys[i]); o.Inflight > 0 {
+				w.acct.zeroedInFlight(t, w.keys[i])
+			}
+		}
+		w.replicas[i] = cur
+	}
 }
 
 func (w *world) clock() time.Time { return w.now }
 
 func runStrategy(ctx context.Context, cfg *Config, name string, start time.Time) (*StrategyReport, error) {
-	w := &world{cfg: cfg, name: name, now: start}
+	w := &world{cfg: cfg, name: name, now: start, scrape: name != StrategyStatic}
 	w.model = workload.NewModel(cfg.Scenario, cfg.Seed)
 	if err := w.model.Err(); err != nil {
 		return nil, fmt.Errorf("simulate: scenario %q: %w", cfg.Scenario.Name, err)
 	}
+	w.keys = w.model.Keys()
+	w.obs = make([]workload.Observation, len(w.keys))
+	w.restarts = cfg.GatewayRestarts
+	if cfg.ScaleFromZero {
+		w.model.SetHoldAtZero(openfaas.ScaleFromZeroTimeout)
+	}
 	w.model.Step(start, 0, nil)
-	co := ClusterOptions{Now: w.clock, Manager: name}
+	co := ClusterOptions{Now: w.clock, Manager: name, CEProvider: cfg.CEProvider}
 	if name == StrategyTierscaler {
 		co.Manager, co.Namespaces = scaler.FieldManager, cfg.Policy.Namespaces
 	}
@@ -205,8 +307,14 @@ func runStrategy(ctx context.Context, cfg *Config, name string, start time.Time)
 			w.cluster.AddNode()
 		}
 	}
-	if w.querier, err = NewQuerier(cfg.Policy, w.model, w.cluster, QuerierOptions{Window: cfg.Window, Step: cfg.Step}); err != nil {
+	if w.querier, err = NewQuerier(cfg.Policy, w.model, w.cluster, QuerierOptions{Window: cfg.Window, Step: cfg.Step,
+		GatewayReplicas: cfg.GatewayReplicas, ColdGateway: cfg.GatewayColdStart}); err != nil {
 		return nil, err
+	}
+	for _, k := range w.keys {
+		d := w.cluster.byKey[k]
+		w.deps = append(w.deps, d)
+		w.replicas = append(w.replicas, *d.obj.Spec.Replicas)
 	}
 	w.acct = newAccountant(cfg, w, start)
 	var st strategy
@@ -238,8 +346,9 @@ func (w *world) loop(ctx context.Context, st strategy, start, end time.Time) err
 	for i := 0; ; i++ {
 		t := w.now
 		if !t.Before(nextGrid) {
-			w.querier.Record(t)
-			w.acct.sampled(t)
+			if err := w.sample(t); err != nil {
+				return err
+			}
 			nextGrid = nextGrid.Add(w.cfg.Step)
 		}
 		if !t.Before(end) {
@@ -254,6 +363,7 @@ func (w *world) loop(ctx context.Context, st strategy, start, end time.Time) err
 			if err := st.reconcile(ctx, t); err != nil {
 				return fmt.Errorf("at %s: %w", t.UTC().Format(time.RFC3339), err)
 			}
+			w.reconciled(t)
 			w.acct.reconciles++
 			nextRec = nextRec.Add(interval)
 		}

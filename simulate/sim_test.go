@@ -85,8 +85,19 @@ func TestStrategiesOnASyncSurgeOnAFullCluster(t *testing.T) {
 	assert.Zero(t, idle.Evictions)
 	assert.Less(t, ts.Sync429Seconds, idle.Sync429Seconds/2, "without preemption the API's new pods stay pending")
 	assert.Positive(t, idle.PendingPodHours)
-	assert.NotEmpty(t, ts.Marks)
-	assert.Equal(t, "eviction", ts.Marks[0].Kind)
+	// The first eviction makes room for the API. (A worker may report a
+	// shortfall before it: the API's 429 series is new at the surge, and
+	// rate() cannot see a new series' first increase, so the API's claim
+	// shows a cycle later than its first 429s.)
+	var first *Mark
+	for i := range ts.Marks {
+		if ts.Marks[i].Kind == "eviction" {
+			first = &ts.Marks[i]
+			break
+		}
+	}
+	require.NotNil(t, first, "%+v", ts.Marks)
+	assert.Equal(t, "api.openfaas-fn", first.Detail, "the first eviction serves the API")
 }
 
 func TestDeterminism(t *testing.T) {

@@ -52,7 +52,8 @@
 //
 // exactly as OpenFaaS' gateway counters relate. With r = 0 every request is
 // rejected (a real gateway would answer 5xx; the model counts a 429 so the
-// unmet demand shows as rejections). More Ready replicas mean fewer 429s:
+// unmet demand shows as rejections), unless the gateway holds it for scale
+// from zero (see below). More Ready replicas mean fewer 429s:
 // the rejected rate is max(0, λ − r·m/d). Requests accepted before r drops
 // still complete (pods drain in-flight work when terminated).
 //
@@ -72,6 +73,21 @@
 //     late: a synchronous fire either starts at its fire time or is missed.
 //
 // Fire (the control API) adds a fire at the start of the next step.
+//
+// # Scale from zero
+//
+// With Model.SetHoldAtZero(timeout), the gateway's scale from zero: a
+// synchronous invocation (a sync request or a synchronous cron fire) of a
+// function with no Ready replica is held (Held), not refused and not yet
+// Started, as the OpenFaaS gateway holds it until a replica is available.
+// At the first step with a Ready replica the held work is forwarded
+// (Started): what the free slots take runs (a cron run started so is
+// late), the rest is refused with 429. Work held for the timeout is
+// forwarded to no replica and fails at once (Failed, Started; a missed
+// cron run). Queued work (async jobs, async cron runs) waits in its queue
+// either way. Making a replica Ready is the caller's part: the emulator
+// and the simulator scale a function at zero when it has demand, as the
+// gateway asks the provider to.
 //
 // # Async functions
 //

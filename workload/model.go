@@ -36,8 +36,14 @@ type Observation struct {
 	// Started, Completed200 and Rejected429 are the gateway's counters:
 	// gateway_function_invocation_started and
 	// gateway_function_invocation_total by code. Started includes the
-	// rejected invocations, so Inflight = Started − Completed200 − Rejected429.
+	// rejected and failed invocations, and not the held ones, so
+	// Inflight = Started − Completed200 − Rejected429 − Failed.
 	Started, Completed200, Rejected429 float64
+	// Held is the invocations the gateway holds for scale from zero (see
+	// Model.SetHoldAtZero), not started yet; Failed counts the held
+	// invocations whose hold timed out: forwarded to a function without a
+	// Ready replica, they fail at once.
+	Held, Failed float64
 	// Inflight is the requests, runs or jobs in flight; Pending the queued
 	// messages not yet started (async functions and async cron functions).
 	Inflight, Pending float64
@@ -50,8 +56,9 @@ type Observation struct {
 
 	// CronFires counts fire times reached (and manual fires); CronRuns the
 	// runs started; CronMissed the synchronous fires that could not start
-	// (no Ready replica or every slot busy); CronLate the async runs that
-	// started strictly after their fire time.
+	// (no Ready replica or every slot busy, or held past the hold timeout);
+	// CronLate the runs that started strictly after their fire time (async
+	// runs, and held synchronous runs).
 	CronFires, CronRuns, CronMissed, CronLate int
 
 	// AsyncWait is the distribution of queue waits (start − arrival) of
@@ -71,13 +78,16 @@ type Observation struct {
 // with NewModel, advance it with Step and read it with Observe. A Model is
 // not safe for concurrent use.
 type Model struct {
-	err     error
-	loc     *time.Location
-	fns     []*fnState
-	byKey   map[string]*fnState
-	started bool
-	origin  time.Time
-	now     time.Time
+	err error
+	// holdTimeout > 0: the gateway holds invocations of a function without
+	// a Ready replica for up to holdTimeout (scale from zero).
+	holdTimeout time.Duration
+	loc         *time.Location
+	fns         []*fnState
+	byKey       map[string]*fnState
+	started     bool
+	origin      time.Time
+	now         time.Time
 }
 
 // NewModel builds the model of s with a random seed. s should have passed
@@ -249,6 +259,19 @@ func (m *Model) ResetRate(key string) error {
 	return nil
 }
 
+// SetHoldAtZero turns the gateway's scale from zero on (timeout > 0) or
+// off (0). On, a synchronous invocation (a sync request, or a cron fire
+// that is not invoked through the queue) of a function without a Ready
+// replica is held instead of refused: it starts at the first step with a
+// Ready replica (a cron run then is late; what the replicas cannot take is
+// refused with 429), or fails when it has been held for timeout. Held
+// invocations are Held, not Started. Queued work waits in its queue as
+// always. Off, such an invocation is refused at once (429; a missed cron
+// run). The emulator and the simulator pass openfaas.ScaleFromZeroTimeout.
+func (m *Model) SetHoldAtZero(timeout time.Duration) {
+	m.holdTimeout = max(timeout, 0)
+}
+
 // Enqueue adds n jobs to an async function's queue at the start of the
 // next step.
 func (m *Model) Enqueue(key string, n int) error {
@@ -296,6 +319,11 @@ type fnState struct {
 	// sync
 	override *float64
 	cohorts  []cohort
+	// held is sync work held for scale from zero, by arrival.
+	held []cohort
+
+	// heldFires are the synchronous cron fires held for scale from zero.
+	heldFires []time.Time
 
 	// cron
 	nextFire    time.Time // zero: never
@@ -390,13 +418,17 @@ func (f *fnState) step(m *Model, start, end time.Time, r int) {
 			f.obs.Inflight += c.amount - c.done
 		}
 	} else {
-		f.stepDiscrete(start, end, r, capacity)
+		f.stepDiscrete(m, start, end, r, capacity)
 		f.obs.Inflight = float64(f.runningN)
 		if f.runningN > 0 {
 			f.touch(end)
 		}
 	}
 	f.obs.Pending = float64(f.queued)
+	f.obs.Held = float64(len(f.heldFires))
+	for _, c := range f.held {
+		f.obs.Held += c.amount
+	}
 	f.obs.Ready, f.obs.Capacity = r, capacity
 	secs := end.Sub(start).Seconds()
 	f.obs.OfferedRate = (f.obs.Offered - offered0) / secs
@@ -418,6 +450,13 @@ func (f *fnState) stepSync(m *Model, start, end time.Time, r, capacity int) {
 	d := f.sp.duration
 	mu := float64(capacity) / d.Seconds()
 	busy := len(f.cohorts) > 0
+	hold := m.holdTimeout > 0 && r == 0
+	if r > 0 && len(f.held) > 0 {
+		f.releaseHeld(start, capacity)
+	}
+	if hold {
+		f.expireHeld(end.Add(-m.holdTimeout))
+	}
 	var offered, rejected float64
 	for a := start; a.Before(end); {
 		b := end
@@ -430,16 +469,22 @@ func (f *fnState) stepSync(m *Model, start, end time.Time, r, capacity int) {
 		secs := b.Sub(a).Seconds()
 		lambda := f.rate(m, a.Add(b.Sub(a)/2))
 		o := lambda * secs
-		acc := math.Min(lambda, mu) * secs
 		offered += o
-		rejected += o - acc
-		if acc > 0 {
-			f.cohorts = append(f.cohorts, cohort{s: a, e: b, amount: acc})
+		switch acc := math.Min(lambda, mu) * secs; {
+		case hold:
+			if o > 0 {
+				f.held = append(f.held, cohort{s: a, e: b, amount: o})
+			}
+		default:
+			rejected += o - acc
+			f.obs.Started += o
+			if acc > 0 {
+				f.cohorts = append(f.cohorts, cohort{s: a, e: b, amount: acc})
+			}
 		}
 		a = b
 	}
 	f.obs.Offered += offered
-	f.obs.Started += offered
 	f.obs.Rejected429 += rejected
 	if offered > 0 || busy {
 		f.touch(end)
@@ -464,6 +509,49 @@ func (f *fnState) stepSync(m *Model, start, end time.Time, r, capacity int) {
 		}
 	}
 	f.cohorts = keep
+}
+
+// releaseHeld forwards the held sync work at t, when a replica is Ready:
+// what the free slots take runs (it completes a duration later), the rest
+// is refused.
+func (f *fnState) releaseHeld(t time.Time, capacity int) {
+	var h, busy float64
+	for _, c := range f.held {
+		h += c.amount
+	}
+	for _, c := range f.cohorts {
+		busy += c.amount - c.done
+	}
+	acc := math.Min(h, math.Max(float64(capacity)-busy, 0))
+	f.obs.Started += h
+	f.obs.Rejected429 += h - acc
+	if acc > 0 {
+		f.cohorts = append(f.cohorts, cohort{s: t, e: t.Add(time.Millisecond), amount: acc})
+	}
+	f.held = f.held[:0]
+}
+
+// expireHeld fails the held sync work that arrived at or before cutoff:
+// its hold timed out.
+func (f *fnState) expireHeld(cutoff time.Time) {
+	keep := f.held[:0]
+	for _, c := range f.held {
+		var gone float64
+		switch {
+		case !c.e.After(cutoff):
+			gone = c.amount
+		case c.s.Before(cutoff):
+			gone = c.amount * cutoff.Sub(c.s).Seconds() / c.e.Sub(c.s).Seconds()
+			c.amount -= gone
+			c.s = cutoff
+		}
+		f.obs.Started += gone
+		f.obs.Failed += gone
+		if c.amount > 0 && c.e.After(cutoff) {
+			keep = append(keep, c)
+		}
+	}
+	f.held = keep
 }
 
 // rate is the offered rate at t.
@@ -541,11 +629,15 @@ func (f *fnState) nextBoundary(m *Model, t time.Time) time.Time {
 
 // stepDiscrete runs the event loop of a cron or async function over
 // [start, end): completions, arrivals and starts at their exact times.
-func (f *fnState) stepDiscrete(start, end time.Time, r, capacity int) {
+func (f *fnState) stepDiscrete(m *Model, start, end time.Time, r, capacity int) {
 	t := start
+	f.complete(t)
+	if r > 0 {
+		f.releaseHeldFires(t, capacity)
+	}
 	for {
 		f.complete(t)
-		f.arrive(t, end, r, capacity)
+		f.arrive(m, t, end, r, capacity)
 		f.startQueued(t, capacity)
 		nt := f.nextEvent()
 		if nt.IsZero() || !nt.Before(end) {
@@ -556,6 +648,44 @@ func (f *fnState) stepDiscrete(start, end time.Time, r, capacity int) {
 	// Work that ends exactly at end is still in flight at end⁻; the next
 	// step completes it first.
 	f.completeBefore(end)
+	if m.holdTimeout > 0 && r == 0 {
+		f.expireHeldFires(end.Add(-m.holdTimeout))
+	}
+}
+
+// releaseHeldFires runs the held cron fires at t, when a replica is Ready,
+// late, while slots are free; the others are missed (429).
+func (f *fnState) releaseHeldFires(t time.Time, capacity int) {
+	for _, at := range f.heldFires {
+		if f.runningN < capacity {
+			f.obs.CronRuns++
+			if t.After(at) {
+				f.obs.CronLate++
+			}
+			f.run(t, 1)
+			continue
+		}
+		f.obs.CronMissed++
+		f.obs.Started++
+		f.obs.Rejected429++
+	}
+	f.heldFires = f.heldFires[:0]
+}
+
+// expireHeldFires fails the held cron fires held since cutoff or before:
+// missed runs.
+func (f *fnState) expireHeldFires(cutoff time.Time) {
+	keep := f.heldFires[:0]
+	for _, at := range f.heldFires {
+		if at.After(cutoff) {
+			keep = append(keep, at)
+			continue
+		}
+		f.obs.CronMissed++
+		f.obs.Started++
+		f.obs.Failed++
+	}
+	f.heldFires = keep
 }
 
 // nextEvent is the earliest pending completion or arrival (zero: none).
@@ -621,7 +751,7 @@ func (f *fnState) enqueue(t time.Time, n int) {
 }
 
 // fire handles one cron fire at t.
-func (f *fnState) fire(t time.Time, r, capacity int) {
+func (f *fnState) fire(m *Model, t time.Time, r, capacity int) {
 	f.obs.CronFires++
 	if f.sp.cronAsync {
 		f.enqueue(t, 1)
@@ -629,6 +759,10 @@ func (f *fnState) fire(t time.Time, r, capacity int) {
 	}
 	f.obs.Offered++
 	f.touch(t)
+	if r == 0 && m.holdTimeout > 0 {
+		f.heldFires = append(f.heldFires, t)
+		return
+	}
 	if r >= 1 && f.runningN < capacity {
 		f.obs.CronRuns++
 		f.run(t, 1)
@@ -640,16 +774,16 @@ func (f *fnState) fire(t time.Time, r, capacity int) {
 }
 
 // arrive processes the fires and arrivals at or before t (and before end).
-func (f *fnState) arrive(t, end time.Time, r, capacity int) {
+func (f *fnState) arrive(m *Model, t, end time.Time, r, capacity int) {
 	for ; f.manualFires > 0; f.manualFires-- {
-		f.fire(t, r, capacity)
+		f.fire(m, t, r, capacity)
 	}
 	if f.manualJobs > 0 {
 		f.enqueue(t, f.manualJobs)
 		f.manualJobs = 0
 	}
 	for !f.nextFire.IsZero() && !f.nextFire.After(t) && f.nextFire.Before(end) {
-		f.fire(f.nextFire, r, capacity)
+		f.fire(m, f.nextFire, r, capacity)
 		f.nextFire = f.sp.schedule.Next(f.nextFire)
 	}
 	for i := range f.trainNext {

@@ -117,3 +117,88 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
+
+// handleGatewayRestart serves /control/gateway/restart.
+func (e *Emulator) handleGatewayRestart(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	i := 0
+	if v := r.URL.Query().Get("replica"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			e.answerGateway(w, badRequest(fmt.Sprintf("parameter replica: want an integer >= 0, got %q", v)))
+			return
+		}
+		i = n
+	}
+	err := e.RestartGateway(i)
+	if err != nil {
+		err = badRequest(err.Error())
+	}
+	e.answerGateway(w, err)
+}
+
+// handleGatewayReplicas serves /control/gateway/replicas.
+func (e *Emulator) handleGatewayReplicas(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	v := r.URL.Query().Get("count")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		e.answerGateway(w, badRequest(fmt.Sprintf("parameter count: want an integer >= 1, got %q", v)))
+		return
+	}
+	if err := e.SetGatewayReplicas(n); err != nil {
+		e.answerGateway(w, badRequest(err.Error()))
+		return
+	}
+	e.answerGateway(w, nil)
+}
+
+// handleSwitch serves a switch: POST ?enabled=true|false.
+func (e *Emulator) handleSwitch(set func(bool)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !allow(w, r, http.MethodPost) {
+			return
+		}
+		v := r.URL.Query().Get("enabled")
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			e.answerGateway(w, badRequest(fmt.Sprintf("parameter enabled: want true or false, got %q", v)))
+			return
+		}
+		set(on)
+		e.answerGateway(w, nil)
+	}
+}
+
+// handleRedeploy serves /control/redeploy.
+func (e *Emulator) handleRedeploy(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	fn := r.URL.Query().Get("function")
+	if _, err := e.Resolve(fn); err != nil {
+		e.answer(w, fn, err)
+		return
+	}
+	if err := e.Redeploy(r.Context(), fn); err != nil {
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
+		return
+	}
+	e.answer(w, fn, nil)
+}
+
+// answerGateway writes err, or the gateway's state.
+func (e *Emulator) answerGateway(w http.ResponseWriter, err error) {
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	e.mu.Lock()
+	st := e.gatewayState()
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, st)
+}

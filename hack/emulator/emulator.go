@@ -1,41 +1,87 @@
 // Package emulator plays, for a workload scenario, the parts of OpenFaaS and
-// Kubernetes that pods on kwok nodes lack: the gateway, the watchdogs, the
-// queue-worker and cadvisor. It watches the function Deployments and Pods,
-// steps the scenario's workload.Model every tick with the Ready replica
-// counts, and serves the metrics a real Prometheus scrapes under the names
-// OpenFaaS and cadvisor use:
+// Kubernetes that pods on kwok nodes lack: the gateway, faas-netes, the
+// watchdogs, the queue-worker and cadvisor. It watches the function
+// Deployments and Pods, steps the scenario's workload.Model every tick with
+// the Ready replica counts, and serves the metrics a real Prometheus
+// scrapes under the names OpenFaaS and cadvisor use:
 //
-//   - gateway_function_invocation_total{function_name,code} (codes 200 and 429)
 //   - gateway_function_invocation_started{function_name}
+//   - gateway_function_invocation_total{function_name,code} (codes 200, 429
+//     and 502)
 //   - gateway_functions_seconds{function_name,code} (histogram)
-//   - gateway_service_count{function_name} (the Deployment's desired replicas)
-//   - queue_worker_pending_messages{function_name,queue_name} (async and async cron)
+//   - gateway_service_count{function_name} (the Deployment's desired
+//     replicas)
+//   - queue_worker_pending_messages{function_name,queue_name} (async and
+//     async cron)
 //   - container_cpu_usage_seconds_total{namespace,pod,container}
 //   - container_memory_working_set_bytes{namespace,pod,container}
 //
 // and its own emulator_* metrics (cron runs, missed and late runs, async
-// waits, rejections, Ready replicas, in-flight work). function_name is
-// always name.namespace.
+// waits, rejections, Ready replicas, in-flight and held work).
+// function_name is always name.namespace.
+//
+// The gateway_* series follow the real gateway's lifecycles, from the
+// openfaas package (openfaas.Gateway), which the simulator uses too:
+// started appears at a function's first forwarded invocation, _total and
+// _seconds of a code at the first invocation that completes with that
+// code, and a gateway restart resets them to nothing. So a function never
+// invoked has no counter at all, and one whose only invocation since the
+// gateway (re)started still runs has started = 1 and no _total.
+// gateway_service_count lists the functions' Deployments from the
+// gateway's first poll on (5s after it starts). Every gateway replica
+// exports its own series, told apart by the label kubernetes_pod_name
+// (gateway-0, gateway-1, ...), as the OpenFaaS chart's Prometheus labels
+// them when it scrapes each gateway pod.
 //
 // # Control API
 //
 // The same listener serves a control API for tests and demos. Every answer
 // is JSON; an error is {"error": "..."} with status 400 (bad parameter or
-// wrong tier), 404 (unknown function) or 405 (wrong method). A function is
-// named name.namespace, or by its bare name when that is unambiguous.
+// wrong tier), 404 (unknown function), 405 (wrong method) or 502 (the
+// Kubernetes write failed). A function is named name.namespace, or by its
+// bare name when that is unambiguous.
+//
+// Workload:
 //
 //	POST   /control/rate?function=api.openfaas-fn&rps=50  override a sync function's offered rate
 //	POST   /control/rate?function=api.openfaas-fn&reset=1 back to the scenario's rate
 //	DELETE /control/rate?function=api.openfaas-fn         the same
 //	POST   /control/jobs?function=q.openfaas-fn&count=N   enqueue N async jobs now
 //	POST   /control/fire?function=job.openfaas-fn         fire a cron function now
-//	GET    /control/state                                 State of every function
+//
+// OpenFaaS (see the openfaas package for the behaviour each reproduces):
+//
+//	POST   /control/gateway/restart?replica=0             restart a gateway replica: its counters reset to nothing
+//	POST   /control/gateway/replicas?count=2              run N gateway replicas, each with its own series
+//	POST   /control/redeploy?function=api.openfaas-fn     faas-cli deploy of the function: replicas back to
+//	                                                      com.openfaas.scale.min, annotations replaced by the
+//	                                                      function's own (whatever tierscaler wrote is gone)
+//	POST   /control/ce-provider?enabled=true              the OpenFaaS CE provider's watcher: a function at 0
+//	                                                      goes back to 1, above 5 back to 5 (default off)
+//	POST   /control/scale-from-zero?enabled=true          the gateway's scale from zero (default off): an
+//	                                                      invocation of a function at zero scales it to its
+//	                                                      minimum (or 1) and is held until a replica is Ready
+//
+// Reading:
+//
+//	GET    /control/state                                 State of every function and of the gateway
 //	GET    /healthz                                       ok
 //
-// The POSTs answer with the function's FunctionState as of the last tick;
-// the change shows from the next tick on. The same operations exist in Go
-// (SetRate, ResetRate, Enqueue, Fire, State, FunctionState) for in-process
-// use.
+// The workload POSTs answer with the function's FunctionState as of the
+// last tick, and the change shows from the next tick on; the OpenFaaS
+// POSTs answer with the GatewayState (the redeploy with the function's
+// state) and take effect at once. The same operations exist in Go
+// (SetRate, ResetRate, Enqueue, Fire, RestartGateway, SetGatewayReplicas,
+// Redeploy, SetCEProvider, SetScaleFromZero, State, FunctionState) for
+// in-process use, and as Options (GatewayReplicas, CEProvider,
+// ScaleFromZero).
+//
+// The OpenFaaS controls write Deployments through Options.Provider (the
+// KubeSource on a cluster) as faas-netes does: a full update by the field
+// manager "faas-netes". The CE watcher and scale from zero act at each
+// tick. A request held for scale from zero is in flight for the workload
+// (FunctionState.Held, emulator_held) but not in the gateway's started
+// counter: the gateway counts it only once it forwards it, after the hold.
 package emulator
 
 import (
@@ -53,6 +99,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tierscaler/tierscaler/openfaas"
 	"github.com/tierscaler/tierscaler/policy"
 	"github.com/tierscaler/tierscaler/workload"
 )
@@ -81,6 +128,19 @@ type Options struct {
 	Clock func() time.Time
 	// Logger receives progress and errors. Default: discard.
 	Logger *slog.Logger
+	// Provider writes the function Deployments for the OpenFaaS controls
+	// (Redeploy, the CE provider, scale from zero). Default: Source, when
+	// it is a Provider (KubeSource and StaticSource are).
+	Provider Provider
+	// GatewayReplicas is the number of gateway replicas, each exporting
+	// its own series (default 1; see SetGatewayReplicas).
+	GatewayReplicas int
+	// CEProvider turns the OpenFaaS CE provider's Deployment watcher on
+	// (see SetCEProvider).
+	CEProvider bool
+	// ScaleFromZero turns the gateway's scale from zero on (see
+	// SetScaleFromZero).
+	ScaleFromZero bool
 }
 
 // Emulator serves a scenario's metrics. Create it with New; serve it with
@@ -99,6 +159,15 @@ type Emulator struct {
 	ready   map[string]int   // Ready replicas sampled at the last tick
 	desired map[string]int32 // Deployments' desired replicas
 	pods    map[string]*podUsage
+	// gw is the gateway's metrics, from the first tick on.
+	gw            *openfaas.Gateway
+	ceProvider    bool
+	scaleFromZero bool
+	// offered is each function's Offered at the previous tick: new
+	// invocations at zero trigger scale from zero.
+	offered map[string]float64
+	// writes counts the provider writes of each kind (see State).
+	writes map[string]int
 
 	ln     net.Listener
 	srv    *http.Server
@@ -136,6 +205,15 @@ func New(o Options) (*Emulator, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.GatewayReplicas < 0 {
+		return nil, fmt.Errorf("emulator: %d gateway replicas: want at least 1", o.GatewayReplicas)
+	}
+	if o.GatewayReplicas == 0 {
+		o.GatewayReplicas = 1
+	}
+	if o.Provider == nil {
+		o.Provider, _ = o.Source.(Provider)
+	}
 	m := workload.NewModel(o.Scenario, o.Seed)
 	if err := m.Err(); err != nil {
 		return nil, fmt.Errorf("emulator: scenario %q: %w", o.Scenario.Name, err)
@@ -148,7 +226,11 @@ func New(o Options) (*Emulator, error) {
 		desired:  map[string]int32{},
 		pods:     map[string]*podUsage{},
 		registry: prometheus.NewRegistry(),
+		offered:  map[string]float64{},
+		writes:   map[string]int{},
 	}
+	e.ceProvider = o.CEProvider
+	e.setScaleFromZero(o.ScaleFromZero)
 	e.registry.MustRegister(&collector{e: e})
 	e.handler = e.routes()
 	return e, nil
@@ -178,11 +260,19 @@ func Namespaces(s *workload.Scenario) []string {
 func (e *Emulator) Tick(now time.Time) {
 	c := e.opts.Source.Snapshot()
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	writes := e.tick(now, c)
+	e.mu.Unlock()
+	e.write(writes)
+}
+
+// tick is Tick with the lock held: it returns the writes the OpenFaaS
+// controls want.
+func (e *Emulator) tick(now time.Time, c Cluster) []write {
 	switch {
 	case !e.started:
 		e.model.Step(now, 0, nil)
 		e.started, e.last = true, now
+		e.gw = openfaas.NewGateway(e.opts.GatewayReplicas, now)
 	case now.After(e.last):
 		dt := now.Sub(e.last)
 		e.model.Step(e.last, dt, e.ready)
@@ -216,6 +306,17 @@ func (e *Emulator) Tick(now time.Time) {
 	}
 	e.ready = c.ReadyCounts()
 	e.desired = c.Deployments
+	e.observe()
+	e.gw.Poll(e.last, e.desired)
+	return e.wantWrites()
+}
+
+// observe hands every function's counters to the gateway.
+func (e *Emulator) observe() {
+	for _, k := range e.model.Keys() {
+		o := e.model.Counters(k)
+		e.gw.Observe(k, openfaas.Counters{Started: o.Started, Completed: o.Completed200, Rejected: o.Rejected429, Failed: o.Failed})
+	}
 }
 
 // Start listens on Options.Listen, serves Handler, and ticks every
@@ -355,6 +456,7 @@ type State struct {
 	Time      time.Time       `json:"time"`
 	Scenario  string          `json:"scenario"`
 	Functions []FunctionState `json:"functions"`
+	Gateway   GatewayState    `json:"gateway"`
 }
 
 // FunctionState is one function's state after the last tick.
@@ -368,16 +470,22 @@ type FunctionState struct {
 	Ready    int     `json:"ready"`
 	Inflight float64 `json:"inflight"`
 	Pending  float64 `json:"pending"`
+	// Held is the invocations the gateway holds for scale from zero (not
+	// in Started yet).
+	Held float64 `json:"held"`
 	// OfferedRate and RejectionRate (429s) are per second over the last
 	// tick.
 	OfferedRate   float64 `json:"offeredRate"`
 	RejectionRate float64 `json:"rejectionRate"`
 	// RateOverride is the rate set by SetRate, if any.
 	RateOverride *float64 `json:"rateOverride,omitempty"`
-	// Cumulative gateway counters.
+	// Cumulative counters since the emulator started, over every gateway
+	// replica and restart (the gateway's own restart with each restart).
 	Started   float64 `json:"started"`
 	Completed float64 `json:"completed"`
 	Rejected  float64 `json:"rejected"`
+	// Failed counts the held invocations whose hold timed out.
+	Failed float64 `json:"failed"`
 	// Cron fires, runs started, missed and late runs (cron functions).
 	CronFires  int `json:"cronFires"`
 	CronRuns   int `json:"cronRuns"`
@@ -395,7 +503,7 @@ type FunctionState struct {
 func (e *Emulator) State() State {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := State{Time: e.last, Scenario: e.scenario.Name, Functions: []FunctionState{}}
+	st := State{Time: e.last, Scenario: e.scenario.Name, Functions: []FunctionState{}, Gateway: e.gatewayState()}
 	for _, k := range e.model.Keys() {
 		st.Functions = append(st.Functions, e.functionState(k))
 	}
@@ -418,7 +526,7 @@ func (e *Emulator) functionState(key string) FunctionState {
 	desired, deployed := e.desired[key]
 	fs := FunctionState{
 		Function: key, Tier: o.Tier, Deployed: deployed, Desired: desired,
-		Ready: o.Ready, Inflight: o.Inflight, Pending: o.Pending,
+		Ready: o.Ready, Inflight: o.Inflight, Pending: o.Pending, Held: o.Held, Failed: o.Failed,
 		OfferedRate: o.OfferedRate, RejectionRate: o.RejectedRate,
 		Started: o.Started, Completed: o.Completed200, Rejected: o.Rejected429,
 		CronFires: o.CronFires, CronRuns: o.CronRuns, CronMissed: o.CronMissed, CronLate: o.CronLate,
@@ -440,5 +548,10 @@ func (e *Emulator) routes() http.Handler {
 	mux.HandleFunc("/control/jobs", e.handleJobs)
 	mux.HandleFunc("/control/fire", e.handleFire)
 	mux.HandleFunc("/control/state", e.handleState)
+	mux.HandleFunc("/control/gateway/restart", e.handleGatewayRestart)
+	mux.HandleFunc("/control/gateway/replicas", e.handleGatewayReplicas)
+	mux.HandleFunc("/control/ce-provider", e.handleSwitch(e.SetCEProvider))
+	mux.HandleFunc("/control/scale-from-zero", e.handleSwitch(e.SetScaleFromZero))
+	mux.HandleFunc("/control/redeploy", e.handleRedeploy)
 	return mux
 }

@@ -6,12 +6,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tierscaler/tierscaler/hack/emulator"
 	"github.com/tierscaler/tierscaler/hack/testenv"
@@ -22,7 +25,8 @@ func TestMain(m *testing.M) { os.Exit(testenv.Run(m, testenv.Options{})) }
 
 // closedLoop: one replica of hot serves 2 concurrent requests of 100ms,
 // 20 rps, against 60 rps offered: 40 rps are answered 429 until hot has 3
-// Ready replicas. idle gets no traffic but must have its series.
+// Ready replicas. idle gets no traffic: the gateway lists it, and has no
+// counter for it.
 const closedLoop = `apiVersion: tierscaler.io/v1alpha1
 kind: Scenario
 name: closed-loop
@@ -151,16 +155,23 @@ func TestClosedLoopThroughPrometheus(t *testing.T) {
 		}
 		return nil
 	})
-	// Every function has its series, the idle one included, and the Ready
-	// pods have cadvisor series named after the real pods.
-	for _, q := range []string{
-		`gateway_function_invocation_total{function_name="idle.openfaas-fn",code="200"}`,
-		`gateway_service_count{function_name="hot.openfaas-fn"}`,
-		`queue_worker_pending_messages{function_name="nightly.openfaas-fn"}`,
-	} {
-		if _, err := scalar(ctx, env, q); err != nil {
-			t.Error(err)
+	// The gateway lists every function, and has counters only for the
+	// invoked ones; the Ready pods have cadvisor series named after the
+	// real pods.
+	eventually(t, 30*time.Second, "the gateway lists idle and hot", func() error {
+		for _, q := range []string{
+			`gateway_service_count{function_name="idle.openfaas-fn"}`,
+			`gateway_service_count{function_name="hot.openfaas-fn"}`,
+			`queue_worker_pending_messages{function_name="nightly.openfaas-fn"}`,
+		} {
+			if _, err := scalar(ctx, env, q); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if v, err := query(ctx, env, `{__name__=~"gateway_function_invocation_.*|gateway_functions_seconds_count",function_name="idle.openfaas-fn"}`); err != nil || len(v) != 0 {
+		t.Errorf("idle was never invoked, but has counters: %v, %v", v, err)
 	}
 	pods, err := env.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "faas_function=hot"})
 	if err != nil || len(pods.Items) != 1 {
@@ -213,9 +224,12 @@ func TestClosedLoopThroughPrometheus(t *testing.T) {
 	if before <= 0 || after != before {
 		t.Fatalf("429 counter %v then %v 4s later: want it positive and flat after scaling up", before, after)
 	}
-	if v, err := scalar(ctx, env, `gateway_service_count{function_name="hot.openfaas-fn"}`); err != nil || v != 3 {
-		t.Fatalf("gateway_service_count = %v, %v; want 3", v, err)
-	}
+	eventually(t, 15*time.Second, "the gateway's poll sees 3 replicas", func() error {
+		if v, err := scalar(ctx, env, `gateway_service_count{function_name="hot.openfaas-fn"}`); err != nil || v != 3 {
+			return fmt.Errorf("gateway_service_count = %v, %v; want 3", v, err)
+		}
+		return nil
+	})
 	// The 200s keep coming at the offered 60 rps.
 	eventually(t, 30*time.Second, "hot serves 60 rps", func() error {
 		v, err := scalar(ctx, env, `rate(gateway_function_invocation_total{function_name="hot.openfaas-fn",code="200"}[5s])`)
@@ -227,4 +241,230 @@ func TestClosedLoopThroughPrometheus(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// The default in-flight query before issue 10 item 1, and one that reads a
+// started invocation without a _total series as in flight.
+const (
+	oldInflight   = `max_over_time((sum by (function_name) (gateway_function_invocation_started) - sum by (function_name) (gateway_function_invocation_total))[1m:5s]) or (0 * max by (function_name) (gateway_service_count))`
+	fixedInflight = `max_over_time((sum by (function_name) (gateway_function_invocation_started) - (sum by (function_name) (gateway_function_invocation_total) or 0 * sum by (function_name) (gateway_function_invocation_started)))[1m:5s]) or (0 * max by (function_name) (gateway_service_count))`
+)
+
+const controls = `apiVersion: tierscaler.io/v1alpha1
+kind: Scenario
+name: controls
+functions:
+  - {name: etl, schedule: "0 3 * * *", minReplicas: 0, initialReplicas: 1, requests: {cpu: 100m, memory: 64Mi}, cron: {runDuration: 10m}}
+  - {name: api, maxInflight: 10, requests: {cpu: 100m, memory: 64Mi}, sync: {rate: 5, requestDuration: 100ms}}
+  - {name: jobs, tier: async, minReplicas: 0, initialReplicas: 0, requests: {cpu: 100m, memory: 64Mi}, async: {jobDuration: 1s}}
+`
+
+// TestOpenFaaSControlsAgainstTheAPIServer drives the emulator's OpenFaaS
+// controls on the real API server and Prometheus: a gateway restart
+// followed by a long run (issue 10 item 1, as Prometheus answers it), a
+// faas-cli deploy, the CE provider's watcher and scale from zero.
+func TestOpenFaaSControlsAgainstTheAPIServer(t *testing.T) {
+	env := testenv.Current()
+	ctx := t.Context()
+	s, err := workload.Parse([]byte(controls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ns = testenv.FunctionNamespace
+	deps := env.Clientset.AppsV1().Deployments(ns)
+	if _, err := emulator.CreateFunctions(ctx, env.Clientset, s); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, f := range s.Functions {
+			_ = deps.Delete(context.Background(), f.Name, metav1.DeleteOptions{})
+		}
+	}()
+	src, err := emulator.NewKubeSource(ctx, env.Clientset, emulator.Namespaces(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Stop()
+	e, err := emulator.New(emulator.Options{Scenario: s, Source: src, Seed: 1, Tick: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	if err := env.AddScrapeTarget("emulator-controls", e.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.RemoveScrapeTarget("emulator-controls", e.Addr()) }()
+	replicas := func(name string) (int32, *appsv1.Deployment, error) {
+		d, err := deps.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return 0, nil, err
+		}
+		return *d.Spec.Replicas, d, nil
+	}
+	scaleTo := func(name string, n int32) {
+		t.Helper()
+		sc, err := deps.GetScale(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.Spec.Replicas = n
+		if _, err := deps.UpdateScale(ctx, name, &autoscalingv1.Scale{ObjectMeta: sc.ObjectMeta, Spec: sc.Spec}, metav1.UpdateOptions{FieldManager: "tierscaler"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 2*time.Minute, "etl and api are Ready", func() error {
+		for _, name := range []string{"etl", "api"} {
+			if st, err := e.FunctionState(name); err != nil || st.Ready != 1 {
+				return fmt.Errorf("%s: %+v, %v", name, st, err)
+			}
+		}
+		return nil
+	})
+
+	// This emulator's series only: a test run again in the same
+	// environment must not see the series of the previous runs.
+	instance := fmt.Sprintf("instance=%q", e.Addr())
+	onThis := func(q string) string {
+		for _, m := range []string{"gateway_function_invocation_started", "gateway_function_invocation_total", "gateway_service_count"} {
+			q = strings.ReplaceAll(q, m+")", m+"{"+instance+"})")
+		}
+		return q
+	}
+	t.Run("a gateway restart, then a long run: started without _total", func(t *testing.T) {
+		if err := e.RestartGateway(0); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Fire("etl"); err != nil {
+			t.Fatal(err)
+		}
+		etl := `{function_name="etl.openfaas-fn",` + instance + `}`
+		eventually(t, 30*time.Second, "Prometheus has etl's started series", func() error {
+			v, err := scalar(ctx, env, `gateway_function_invocation_started`+etl)
+			if err != nil || v != 1 {
+				return fmt.Errorf("started = %v, %v", v, err)
+			}
+			return nil
+		})
+		if v, err := query(ctx, env, `gateway_function_invocation_total`+etl); err != nil || len(v) != 0 {
+			t.Fatalf("etl has a _total series with its only run in flight: %v, %v", v, err)
+		}
+		of := func(q string) (float64, error) {
+			v, err := query(ctx, env, q)
+			if err != nil {
+				return 0, err
+			}
+			for _, s := range v {
+				if s.Metric["function_name"] == "etl.openfaas-fn" {
+					return float64(s.Value), nil
+				}
+			}
+			return 0, fmt.Errorf("no etl in %v", v)
+		}
+		eventually(t, 30*time.Second, "the old query reads 0 and the fixed one 1", func() error {
+			old, err := of(onThis(oldInflight))
+			if err != nil {
+				return err
+			}
+			fixed, err := of(onThis(fixedInflight))
+			if err != nil {
+				return err
+			}
+			if old != 0 || fixed != 1 {
+				return fmt.Errorf("old query %v, fixed %v; want 0 and 1", old, fixed)
+			}
+			return nil
+		})
+	})
+
+	t.Run("faas-cli deploy resets replicas and annotations", func(t *testing.T) {
+		scaleTo("api", 3)
+		patch := []byte(`{"metadata":{"annotations":{"tierscaler.io/last-run":"2026-01-05T02:00:00Z"}}}`)
+		if _, err := deps.Patch(ctx, "api", types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "tierscaler"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Redeploy(ctx, "api"); err != nil {
+			t.Fatal(err)
+		}
+		n, d, err := replicas("api")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("replicas %d after the redeploy, want com.openfaas.scale.min 1", n)
+		}
+		if _, ok := d.Annotations["tierscaler.io/last-run"]; ok {
+			t.Errorf("the redeploy kept tierscaler's annotation: %v", d.Annotations)
+		}
+		if d.Spec.Template.Labels["uid"] == "" {
+			t.Error("no fresh uid label on the pod template")
+		}
+		if !managedBy(d, "faas-netes", "") {
+			t.Errorf("no Update by faas-netes in managedFields: %v", d.ManagedFields)
+		}
+	})
+
+	t.Run("the CE provider puts zero back to 1", func(t *testing.T) {
+		// jobs is at zero too: the watcher puts every function at zero back.
+		e.SetCEProvider(true)
+		defer e.SetCEProvider(false)
+		scaleTo("etl", 0)
+		eventually(t, 30*time.Second, "etl and jobs back at 1", func() error {
+			for _, name := range []string{"etl", "jobs"} {
+				if n, _, err := replicas(name); err != nil || n != 1 {
+					return fmt.Errorf("%s: replicas %d, %v", name, n, err)
+				}
+			}
+			return nil
+		})
+	})
+
+	t.Run("scale from zero", func(t *testing.T) {
+		e.SetScaleFromZero(true)
+		defer e.SetScaleFromZero(false)
+		scaleTo("api", 0)
+		scaleTo("jobs", 0)
+		// Jobs queued while the old pod is still Ready would just run.
+		eventually(t, 30*time.Second, "jobs has no Ready replica", func() error {
+			if st, err := e.FunctionState("jobs"); err != nil || st.Ready != 0 {
+				return fmt.Errorf("%+v, %v", st, err)
+			}
+			return nil
+		})
+		if err := e.Enqueue("jobs", 3); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "api and jobs scaled from zero by the gateway, and served", func() error {
+			for _, name := range []string{"api", "jobs"} {
+				n, d, err := replicas(name)
+				if err != nil {
+					return err
+				}
+				st, err := e.FunctionState(name)
+				if err != nil {
+					return err
+				}
+				if n != 1 || st.Ready != 1 || st.Held != 0 || st.Pending != 0 || !managedBy(d, "faas-netes", "") {
+					return fmt.Errorf("%s: replicas %d, state %+v", name, n, st)
+				}
+			}
+			return nil
+		})
+		if w := e.State().Gateway.Writes["scale-from-zero"]; w < 2 {
+			t.Errorf("%d scale-from-zero writes, want at least 2", w)
+		}
+	})
+}
+
+// managedBy reports whether d's managedFields have an Update by manager
+// (on subresource, "" for the main resource).
+func managedBy(d *appsv1.Deployment, manager, subresource string) bool {
+	for _, m := range d.ManagedFields {
+		if m.Manager == manager && m.Operation == metav1.ManagedFieldsOperationUpdate && m.Subresource == subresource {
+			return true
+		}
+	}
+	return false
 }

@@ -2,24 +2,26 @@ package emulator
 
 import (
 	"math"
-	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tierscaler/tierscaler/openfaas"
 	"github.com/tierscaler/tierscaler/policy"
 )
 
 // Metric descriptors. The gateway_*, queue_worker_* and container_* names
-// and labels are OpenFaaS' and cadvisor's.
+// and labels are OpenFaaS' and cadvisor's; the gateway's series also carry
+// the gateway replica's pod (openfaas.LabelGatewayPod), as the OpenFaaS
+// chart's Prometheus adds it when it scrapes every gateway pod.
 var (
-	descInvocations = prometheus.NewDesc("gateway_function_invocation_total",
-		"Function invocations by HTTP code (emulated OpenFaaS gateway).", []string{"function_name", "code"}, nil)
-	descStarted = prometheus.NewDesc("gateway_function_invocation_started",
-		"Function invocations started (emulated OpenFaaS gateway).", []string{"function_name"}, nil)
-	descSeconds = prometheus.NewDesc("gateway_functions_seconds",
-		"Function time taken (emulated OpenFaaS gateway).", []string{"function_name", "code"}, nil)
-	descServiceCount = prometheus.NewDesc("gateway_service_count",
-		"Desired replicas of the function's Deployment (emulated OpenFaaS gateway).", []string{"function_name"}, nil)
+	descInvocations = prometheus.NewDesc(openfaas.MetricInvocationTotal,
+		"Function invocations by HTTP code (emulated OpenFaaS gateway).", []string{openfaas.LabelFunctionName, openfaas.LabelCode, openfaas.LabelGatewayPod}, nil)
+	descStarted = prometheus.NewDesc(openfaas.MetricInvocationStarted,
+		"Function invocations started (emulated OpenFaaS gateway).", []string{openfaas.LabelFunctionName, openfaas.LabelGatewayPod}, nil)
+	descSeconds = prometheus.NewDesc(openfaas.MetricFunctionsSeconds,
+		"Function time taken (emulated OpenFaaS gateway).", []string{openfaas.LabelFunctionName, openfaas.LabelCode, openfaas.LabelGatewayPod}, nil)
+	descServiceCount = prometheus.NewDesc(openfaas.MetricServiceCount,
+		"Desired replicas of the function's Deployment (emulated OpenFaaS gateway).", []string{openfaas.LabelFunctionName, openfaas.LabelGatewayPod}, nil)
 	descPending = prometheus.NewDesc("queue_worker_pending_messages",
 		"Queued asynchronous invocations not yet started (emulated queue-worker).", []string{"function_name", "queue_name"}, nil)
 	descCPU = prometheus.NewDesc("container_cpu_usage_seconds_total",
@@ -41,59 +43,71 @@ var (
 		"Ready replicas the model used during the last tick.", []string{"function_name"}, nil)
 	descInflight = prometheus.NewDesc("emulator_inflight",
 		"Requests, runs or jobs in flight.", []string{"function_name"}, nil)
+	descHeld = prometheus.NewDesc("emulator_held",
+		"Invocations the gateway holds for scale from zero.", []string{"function_name"}, nil)
 )
 
 // collector turns the emulator's state into constant metrics at each
-// scrape, so that every function has its series even at zero traffic and
-// the series of vanished pods are gone.
+// scrape: the gateway's series as its replicas have them (openfaas.Gateway:
+// created at the first start or completion, gone at a restart), the
+// queue-worker's and the emulator's for every scenario function, and the
+// cadvisor series of the pods there are.
 type collector struct{ e *Emulator }
 
 // Describe sends every descriptor.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInvocations, descStarted, descSeconds, descServiceCount, descPending,
-		descCPU, descMemory, descCronRuns, descCronMissed, descCronLate, descAsyncWait, descRejections, descReady, descInflight} {
+		descCPU, descMemory, descCronRuns, descCronMissed, descCronLate, descAsyncWait, descRejections, descReady, descInflight, descHeld} {
 		ch <- d
 	}
 }
 
-// Collect sends the metrics of every function the emulator knows: the
-// scenario's and any other faas_function Deployment it sees (the latter
-// with zero traffic).
+// Collect sends the metrics.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	e := c.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m := e.model
-	keys := m.Keys()
-	for k := range e.desired {
-		if !m.Has(k) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
 	counter := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, k := range keys {
-		o := m.Observe(k)
-		dur := m.Duration(k).Seconds()
-		counter(descInvocations, o.Completed200, k, "200")
-		counter(descInvocations, o.Rejected429, k, "429")
-		counter(descStarted, o.Started, k)
-		// Every accepted invocation takes the function's duration; a 429
-		// is answered at once.
-		ch <- constHistogram(descSeconds, o.Completed200, dur, k, "200")
-		ch <- constHistogram(descSeconds, o.Rejected429, 0, k, "429")
-		gauge(descServiceCount, float64(e.desired[k]), k)
-		if !m.Has(k) {
-			continue
+	if e.gw != nil {
+		e.gw.Services(func(r openfaas.Replica, desired map[string]int32) {
+			for _, k := range sortedKeys(desired) {
+				gauge(descServiceCount, float64(desired[k]), k, r.Pod)
+			}
+		})
+		for _, k := range e.gw.Keys() {
+			// Every accepted invocation takes the function's duration; a
+			// refused or failed one is answered at once.
+			dur := m.Duration(k).Seconds()
+			e.gw.Each(k, func(r openfaas.Replica, s openfaas.Series) {
+				if s.HasStarted {
+					counter(descStarted, s.Started, k, r.Pod)
+				}
+				for _, c := range []struct {
+					has      bool
+					n        float64
+					code     string
+					duration float64
+				}{{s.HasCompleted, s.Completed, openfaas.OKCode, dur}, {s.HasRejected, s.Rejected, openfaas.RejectedCode, 0}, {s.HasFailed, s.Failed, openfaas.FailedCode, 0}} {
+					if c.has {
+						counter(descInvocations, c.n, k, c.code, r.Pod)
+						ch <- constHistogram(descSeconds, c.n, c.duration, k, c.code, r.Pod)
+					}
+				}
+			})
 		}
+	}
+	for _, k := range m.Keys() {
+		o := m.Observe(k)
 		counter(descRejections, o.Rejected429, k)
 		gauge(descReady, float64(o.Ready), k)
 		gauge(descInflight, o.Inflight, k)
+		gauge(descHeld, o.Held, k)
 		f, _ := m.Function(k)
 		queued := f.Tier == policy.TierAsync || (f.Tier == policy.TierCron && f.Cron != nil && f.Cron.Async)
 		if queued {

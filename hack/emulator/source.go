@@ -2,14 +2,18 @@ package emulator
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
@@ -17,6 +21,7 @@ import (
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 
+	"github.com/tierscaler/tierscaler/openfaas"
 	"github.com/tierscaler/tierscaler/policy"
 	"github.com/tierscaler/tierscaler/workload"
 )
@@ -25,6 +30,20 @@ import (
 // per tick and must be safe for concurrent use.
 type Source interface {
 	Snapshot() Cluster
+}
+
+// Provider writes function Deployments for the emulator's OpenFaaS
+// controls (a redeploy, the CE provider's watcher, the gateway's scale
+// from zero), as faas-netes does: read the Deployment, change it, write it
+// back whole with the field manager openfaas.FieldManager. KubeSource and
+// StaticSource are Providers. Its methods must be safe for concurrent use.
+type Provider interface {
+	// Get returns a copy of the function's Deployment (key name.namespace);
+	// an error that apierrors.IsNotFound recognises when there is none.
+	Get(ctx context.Context, key string) (*appsv1.Deployment, error)
+	// Update writes d; a stale resourceVersion is an error that
+	// apierrors.IsConflict recognises.
+	Update(ctx context.Context, d *appsv1.Deployment) error
 }
 
 // Cluster is a snapshot of the functions' Deployments and Pods.
@@ -71,15 +90,20 @@ func SplitKey(key string) (name, namespace string, ok bool) {
 }
 
 // StaticSource is a Source whose cluster is set by hand: for unit tests and
-// for running the emulator without Kubernetes.
+// for running the emulator without Kubernetes. As a Provider it keeps the
+// Deployments written to it (their replicas become the cluster's desired
+// replicas; pods stay as set) and records every write.
 type StaticSource struct {
-	mu sync.Mutex
-	c  Cluster
+	mu      sync.Mutex
+	c       Cluster
+	objs    map[string]*appsv1.Deployment
+	rv      int64
+	updates []*appsv1.Deployment
 }
 
 // NewStaticSource returns an empty StaticSource.
 func NewStaticSource() *StaticSource {
-	return &StaticSource{c: Cluster{Deployments: map[string]int32{}}}
+	return &StaticSource{c: Cluster{Deployments: map[string]int32{}}, objs: map[string]*appsv1.Deployment{}}
 }
 
 // Set replaces the whole cluster.
@@ -87,6 +111,76 @@ func (s *StaticSource) Set(c Cluster) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.c = cloneCluster(c)
+	for k := range s.objs {
+		if _, ok := s.c.Deployments[k]; !ok {
+			delete(s.objs, k)
+		}
+	}
+}
+
+// AddDeployment adds (or replaces) a function's Deployment object, and its
+// desired replicas to the cluster.
+func (s *StaticSource) AddDeployment(d *appsv1.Deployment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := workload.Key(d.Name, d.Namespace)
+	s.rv++
+	d = d.DeepCopy()
+	d.ResourceVersion = strconv.FormatInt(s.rv, 10)
+	s.objs[key] = d
+	if s.c.Deployments == nil {
+		s.c.Deployments = map[string]int32{}
+	}
+	s.c.Deployments[key] = desiredReplicas(d)
+}
+
+// Get returns the function's Deployment: the one added or written, else a
+// bare faas_function Deployment at the cluster's desired replicas.
+func (s *StaticSource) Get(_ context.Context, key string) (*appsv1.Deployment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name, ns, _ := SplitKey(key)
+	if d, ok := s.objs[key]; ok {
+		return d.DeepCopy(), nil
+	}
+	n, ok := s.c.Deployments[key]
+	if !ok {
+		return nil, apierrors.NewNotFound(appsv1.Resource("deployments"), name)
+	}
+	lbls := map[string]string{policy.LabelFunction: name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: lbls},
+		Spec: appsv1.DeploymentSpec{Replicas: &n,
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(lbls)}}},
+	}, nil
+}
+
+// Update stores d and sets the cluster's desired replicas to its replicas;
+// a conflict when d's resourceVersion is not the stored one.
+func (s *StaticSource) Update(_ context.Context, d *appsv1.Deployment) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := workload.Key(d.Name, d.Namespace)
+	if _, ok := s.c.Deployments[key]; !ok {
+		return apierrors.NewNotFound(appsv1.Resource("deployments"), d.Name)
+	}
+	if cur, ok := s.objs[key]; ok && cur.ResourceVersion != d.ResourceVersion {
+		return apierrors.NewConflict(appsv1.Resource("deployments"), d.Name, errors.New("the object has been modified"))
+	}
+	s.rv++
+	d = d.DeepCopy()
+	d.ResourceVersion = strconv.FormatInt(s.rv, 10)
+	s.objs[key] = d
+	s.c.Deployments[key] = desiredReplicas(d)
+	s.updates = append(s.updates, d.DeepCopy())
+	return nil
+}
+
+// Updates returns the Deployments written through Update, oldest first.
+func (s *StaticSource) Updates() []*appsv1.Deployment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.updates)
 }
 
 // SetReady gives the function key a Deployment of n desired replicas and n
@@ -105,6 +199,12 @@ func (s *StaticSource) SetReady(key string, n int) error {
 		s.c.Deployments = map[string]int32{}
 	}
 	s.c.Deployments[key] = int32(n)
+	if d, ok := s.objs[key]; ok {
+		d = d.DeepCopy()
+		r := int32(n)
+		d.Spec.Replicas = &r
+		s.objs[key] = d
+	}
 	s.c.Pods = slices.DeleteFunc(s.c.Pods, func(p Pod) bool { return p.Key() == key })
 	for i := range n {
 		s.c.Pods = append(s.c.Pods, Pod{Namespace: ns, Name: fmt.Sprintf("%s-%d", name, i), Function: name, Running: true, Ready: true})
@@ -128,8 +228,10 @@ func cloneCluster(c Cluster) Cluster {
 }
 
 // KubeSource is a Source that watches the function Deployments and Pods
-// (label faas_function) of some namespaces with client-go informers.
+// (label faas_function) of some namespaces with client-go informers, and a
+// Provider that writes through the API server.
 type KubeSource struct {
+	client    kubernetes.Interface
 	cancel    context.CancelFunc
 	factories []informers.SharedInformerFactory
 	deps      []appslisters.DeploymentLister
@@ -144,7 +246,7 @@ const SyncTimeout = time.Minute
 // SyncTimeout). They stop when ctx is done or Stop is called.
 func NewKubeSource(ctx context.Context, client kubernetes.Interface, namespaces []string) (*KubeSource, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	ks := &KubeSource{cancel: cancel}
+	ks := &KubeSource{client: client, cancel: cancel}
 	for _, ns := range dedupe(namespaces) {
 		f := informers.NewSharedInformerFactoryWithOptions(client, 0,
 			informers.WithNamespace(ns),
@@ -205,6 +307,21 @@ func (ks *KubeSource) Snapshot() Cluster {
 		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 	})
 	return c
+}
+
+// Get reads the function's Deployment from the API server.
+func (ks *KubeSource) Get(ctx context.Context, key string) (*appsv1.Deployment, error) {
+	name, ns, ok := SplitKey(key)
+	if !ok {
+		return nil, fmt.Errorf("function %q: want name.namespace", key)
+	}
+	return ks.client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+// Update writes d whole, with faas-netes' field manager.
+func (ks *KubeSource) Update(ctx context.Context, d *appsv1.Deployment) error {
+	_, err := ks.client.AppsV1().Deployments(d.Namespace).Update(ctx, d, metav1.UpdateOptions{FieldManager: openfaas.FieldManager})
+	return err
 }
 
 func desiredReplicas(d *appsv1.Deployment) int32 {

@@ -57,6 +57,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		tick       = fs.Duration("tick", emulator.DefaultTick, "model step and metric refresh `period`")
 		seed       = fs.Int64("seed", 1, "`seed` of the random job arrivals")
 		noCluster  = fs.Bool("no-cluster", false, "run without Kubernetes: every function has its initial replicas, Ready")
+		gateways   = fs.Int("gateway-replicas", 1, "gateway `replicas`, each exporting its own series")
+		ceProvider = fs.Bool("ce-provider", false, "play the OpenFaaS CE provider: functions at 0 go back to 1, above 5 back to 5")
+		fromZero   = fs.Bool("scale-from-zero", false, "play the gateway's scale from zero: an invocation at zero scales the function up and is held")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -114,7 +117,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		src = ks
 	}
 
-	e, err := emulator.New(emulator.Options{Scenario: s, Seed: *seed, Source: src, Tick: *tick, Listen: *listen, Logger: log})
+	e, err := emulator.New(emulator.Options{Scenario: s, Seed: *seed, Source: src, Tick: *tick, Listen: *listen, Logger: log,
+		GatewayReplicas: *gateways, CEProvider: *ceProvider, ScaleFromZero: *fromZero})
 	if err != nil {
 		return err
 	}

@@ -28,15 +28,21 @@ func TestRunNoCluster(t *testing.T) {
 		t.Fatalf("first line %q, want \"listening on http://127.0.0.1:PORT\"", line)
 	}
 	go io.Copy(io.Discard, pr)
-	time.Sleep(200 * time.Millisecond)
-	resp, err := http.Get(url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `gateway_function_invocation_total{code="200",function_name="api.openfaas-fn"}`) {
-		t.Fatalf("/metrics lacks api's invocations:\n%.2000s", body)
+	// The gateway's series appear with the first completed invocation.
+	const want = `gateway_function_invocation_total{code="200",function_name="api.openfaas-fn",kubernetes_pod_name="gateway-0"}`
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks api's invocations after 10s:\n%.2000s", body)
+		}
 	}
 	cancel()
 	select {
