@@ -1,3 +1,6 @@
+# Copyright The tierscaler Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 # tierscaler: make help lists the targets.
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -23,7 +26,8 @@ tools: ## Build and cache etcd, kube-*, kwok and helm; install prometheus and al
 	hack/tools.sh >/dev/null
 
 .PHONY: lint
-lint: ## gofmt and go vet.
+lint: ## gofmt, go vet, licence headers.
+	hack/check-headers.sh
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [[ -n "$$out" ]]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)

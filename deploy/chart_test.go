@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Package deploy holds the deployment artifacts of tierscaler: the example
 // policy and the Helm chart in chart/tierscaler. Its tests render the chart
 // with the real helm binary (hack/tools.sh builds it) and check what the

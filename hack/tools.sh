@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Copyright The tierscaler Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 # hack/tools.sh builds, from the Go module proxy, the binaries the local
 # cluster needs and caches them outside the work tree:
 #

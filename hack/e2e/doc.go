@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Package e2e holds tierscaler's end-to-end tests. They need the build tag
 // integration and the binaries of `make tools`; `make test` runs them:
 //
