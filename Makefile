@@ -18,8 +18,12 @@ help: ## List the targets.
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## Build bin/tierscaler.
-	$(GO) build -o $(BIN)/tierscaler ./cmd/tierscaler
+build: ## Build bin/tierscaler: static, stamped with version, commit and build date (hack/build.sh).
+	hack/build.sh $(BIN)/tierscaler
+
+.PHONY: version
+version: ## Print the version, commit and build date the artifacts are stamped with.
+	@hack/build.sh --print-version
 
 .PHONY: tools
 tools: ## Build and cache etcd, kube-*, kwok and helm; install prometheus and alertmanager.

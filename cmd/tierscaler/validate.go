@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tierscaler/tierscaler/policy"
-	"github.com/tierscaler/tierscaler/scaler"
 )
 
 func validateCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,9 +37,4 @@ func validateCmd(_ context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	_, err = stdout.Write(out)
 	return err
-}
-
-func versionCmd(_ context.Context, _ []string, stdout, _ io.Writer) error {
-	fmt.Fprintf(stdout, "tierscaler %s (%s)\n", scaler.Version, scaler.Revision)
-	return nil
 }
