@@ -25,8 +25,12 @@ build: ## Build bin/tierscaler: static, stamped with version, commit and build d
 version: ## Print the version, commit and build date the artifacts are stamped with.
 	@hack/build.sh --print-version
 
+.PHONY: image
+image: ## Build the image localhost/tierscaler:<version> for this machine with podman, buildah or docker (docs/building.md).
+	hack/image.sh build
+
 .PHONY: tools
-tools: ## Build and cache etcd, kube-*, kwok and helm; install prometheus and alertmanager.
+tools: ## Build and cache etcd, kube-*, kwok and helm; install prometheus, alertmanager and podman.
 	hack/tools.sh >/dev/null
 
 .PHONY: lint
