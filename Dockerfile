@@ -65,7 +65,7 @@ LABEL org.opencontainers.image.title="tierscaler" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.vendor="The tierscaler Authors"
 COPY --from=binary /out/rootfs/ /
-COPY --from=binary --chown=65532:65532 /out/rootfs/home/nonroot/ /home/nonroot/
+COPY --from=binary --chown=65532:65532 /out/rootfs/home/ /home/
 COPY --from=binary /out/${TARGETOS}_${TARGETARCH}/tierscaler /usr/local/bin/tierscaler
 USER 65532:65532
 WORKDIR /home/nonroot

@@ -46,11 +46,11 @@ test-unit: ## Fast tests: no external processes (-short skips the helm and promt
 	$(GO) test -short -count=1 $(PKGS)
 
 .PHONY: test-integration
-test-integration: tools ## Tests against a real apiserver, scheduler, controller-manager, kwok, Prometheus and Alertmanager.
+test-integration: tools image ## Tests against a real apiserver, scheduler, controller-manager, kwok, Prometheus and Alertmanager; the image's tests.
 	$(GO) test -count=1 -tags integration -timeout 40m $(PKGS)
 
 .PHONY: test
-test: lint test-unit test-integration ## Every test: lint, unit, integration and end-to-end.
+test: lint test-unit test-integration ## Every test: lint, unit, integration, end-to-end and the image.
 	hack/check-leftovers.sh
 
 .PHONY: bench
