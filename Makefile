@@ -9,6 +9,8 @@ SHELL := /usr/bin/env bash
 GO        ?= go
 BIN       := bin
 PKGS      := ./...
+# actionlint checks the GitHub workflows (make lint).
+ACTIONLINT_VERSION ?= v1.7.12
 # The binaries hack/tools.sh builds and caches (etcd, kube-*, kwok, helm).
 TOOLS_BIN  = $(shell hack/tools.sh --bin-dir)
 export TIERSCALER_BIN_DIR ?= $(TOOLS_BIN)
@@ -29,13 +31,18 @@ version: ## Print the version, commit and build date the artifacts are stamped w
 image: ## Build the image localhost/tierscaler:<version> for this machine with podman, buildah or docker (docs/building.md).
 	hack/image.sh build
 
+.PHONY: release
+release: ## dist/: binaries for linux and darwin (amd64, arm64), the packaged chart, sha256sums.txt (docs/building.md).
+	hack/release.sh
+
 .PHONY: tools
 tools: ## Build and cache etcd, kube-*, kwok and helm; install prometheus, alertmanager and podman.
 	hack/tools.sh >/dev/null
 
 .PHONY: lint
-lint: ## gofmt, go vet, licence headers.
+lint: ## gofmt, go vet, licence headers, actionlint on the workflows.
 	hack/check-headers.sh
+	$(GO) run github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [[ -n "$$out" ]]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)

@@ -13,6 +13,7 @@
 #
 # Usage: hack/tools.sh            build what is missing, print the bin dir
 #        hack/tools.sh --bin-dir  print the bin dir only
+#        hack/tools.sh helm       build helm only (make release), print the bin dir
 #
 # The cache root is $TIERSCALER_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/tierscaler.
 set -euo pipefail
@@ -134,6 +135,12 @@ build_kwok() {
 build_helm() {
   GOBIN="$bin" go install -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 }
+
+if [[ "${1:-}" == "helm" ]]; then
+  [[ -x "$bin/helm" ]] || build helm build_helm
+  echo "$bin"
+  exit 0
+fi
 
 [[ -x "$bin/etcd" ]] || build etcd build_etcd
 if [[ ! -x "$bin/kube-apiserver" || ! -x "$bin/kube-scheduler" || ! -x "$bin/kube-controller-manager" ]]; then
