@@ -306,6 +306,10 @@ func TestChartEndToEnd(t *testing.T) {
 		t.Logf("tick: %d fires, %d runs, 0 missed", st.CronFires, st.CronRuns)
 	})
 
+	step(t, "the live /metrics are in docs/metrics.md and pass promlint", func(t *testing.T) {
+		checkLiveMetricsDocumented(t, c.metricsURL)
+	})
+
 	step(t, "RBAC was sufficient: nothing tierscaler did was refused", func(t *testing.T) {
 		if v, _ := metric(c.metricsURL, "tierscaler_scale_patch_errors_total", map[string]string{"reason": "forbidden"}); v != 0 {
 			t.Errorf("%v scale or annotation patches were forbidden", v)
