@@ -385,6 +385,12 @@ var functionNamespaceGrants = map[string]string{
 	"events.k8s.io/events":   "create,patch",
 }
 
+// stateGrants is the exact Role of tierscaler's state ConfigMap.
+var stateGrants = map[string]string{
+	"core/configmaps":                   "create",
+	"core/configmaps[tierscaler-state]": "get,patch",
+}
+
 func leaderElectionGrants(id string) map[string]string {
 	return map[string]string{
 		"coordination.k8s.io/leases":             "create",
@@ -408,7 +414,8 @@ func TestRBAC(t *testing.T) {
 			want: map[string]map[string]string{
 				"Role openfaas-fn/tierscaler":              functionNamespaceGrants,
 				"Role openfaas/tierscaler-leader-election": leaderElectionGrants("tierscaler"),
-				clusterRole: nodesAndPods,
+				clusterRole:                      nodesAndPods,
+				"Role openfaas/tierscaler-state": stateGrants,
 			},
 			allPods: "true",
 		},
@@ -418,7 +425,8 @@ func TestRBAC(t *testing.T) {
 			want: map[string]map[string]string{
 				"Role openfaas-fn/tierscaler":              functionNamespaceGrants,
 				"Role openfaas/tierscaler-leader-election": leaderElectionGrants("tierscaler"),
-				clusterRole: nodesOnly,
+				clusterRole:                      nodesOnly,
+				"Role openfaas/tierscaler-state": stateGrants,
 			},
 			allPods: "false",
 		},
@@ -430,7 +438,8 @@ func TestRBAC(t *testing.T) {
 				"Role team-a/tierscaler":                   functionNamespaceGrants,
 				"Role team-b/tierscaler":                   functionNamespaceGrants,
 				"Role openfaas/tierscaler-leader-election": leaderElectionGrants("tierscaler"),
-				clusterRole: nodesAndPods,
+				clusterRole:                      nodesAndPods,
+				"Role openfaas/tierscaler-state": stateGrants,
 			},
 			allPods: "true",
 		},
@@ -440,7 +449,8 @@ func TestRBAC(t *testing.T) {
 			want: map[string]map[string]string{
 				"Role openfaas-fn/tierscaler":              functionNamespaceGrants,
 				"Role openfaas/tierscaler-leader-election": leaderElectionGrants("my-lease"),
-				clusterRole: nodesAndPods,
+				clusterRole:                      nodesAndPods,
+				"Role openfaas/tierscaler-state": stateGrants,
 			},
 			allPods: "true",
 		},
@@ -448,8 +458,9 @@ func TestRBAC(t *testing.T) {
 			name: "no leader election, no Lease access",
 			args: []string{"--set", "replicaCount=1", "--set", "leaderElection.enabled=false"},
 			want: map[string]map[string]string{
-				"Role openfaas-fn/tierscaler": functionNamespaceGrants,
-				clusterRole:                   nodesAndPods,
+				"Role openfaas-fn/tierscaler":    functionNamespaceGrants,
+				clusterRole:                      nodesAndPods,
+				"Role openfaas/tierscaler-state": stateGrants,
 			},
 			allPods: "true",
 		},
@@ -459,7 +470,8 @@ func TestRBAC(t *testing.T) {
 			want: map[string]map[string]string{
 				"Role openfaas-fn/tierscaler":              functionNamespaceGrants,
 				"Role openfaas/tierscaler-leader-election": leaderElectionGrants("tierscaler"),
-				clusterRole: nodesAndPods,
+				clusterRole:                      nodesAndPods,
+				"Role openfaas/tierscaler-state": stateGrants,
 			},
 			allPods: "true",
 		},

@@ -68,6 +68,14 @@ runtime pulls by digest; the tag stays for people reading the spec.
 {{- end }}
 {{- end }}
 
+{{/*
+The ConfigMap tierscaler keeps its state in (the binary's --state-name, whose
+default is tierscaler-state), in the release namespace.
+*/}}
+{{- define "tierscaler.stateName" -}}
+tierscaler-state
+{{- end }}
+
 {{/* The Secret holding the webhook bearer token. */}}
 {{- define "tierscaler.webhookSecretName" -}}
 {{- default (printf "%s-webhook" (include "tierscaler.fullname" .)) .Values.webhook.existingSecret }}
