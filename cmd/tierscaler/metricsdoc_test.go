@@ -21,53 +21,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierscaler/tierscaler/alerts"
+	"github.com/tierscaler/tierscaler/docs"
 	"github.com/tierscaler/tierscaler/scaler"
 )
 
-// metricsDoc is docs/metrics.md, which documents every tierscaler_* metric.
-const metricsDoc = "../../docs/metrics.md"
-
-// MetricInfo is a metric as documented or as registered.
+// MetricInfo is a metric as registered.
 type MetricInfo struct {
 	Name, Type, Help string
 	Labels           []string // sorted
-}
-
-// Row is the docs/metrics.md table row for m, to paste.
-func (m MetricInfo) Row() string {
-	labels := "—"
-	if len(m.Labels) > 0 {
-		labels = "`" + strings.Join(m.Labels, "`, `") + "`"
-	}
-	return fmt.Sprintf("| `%s` | %s | %s | %s |", m.Name, m.Type, labels, m.Help)
-}
-
-var docRow = regexp.MustCompile("^\\| `(tierscaler_[a-z0-9_]+)` \\| ([a-z]+) \\| ([^|]*) \\|")
-
-// readMetricsDoc parses the tables of docs/metrics.md.
-func readMetricsDoc(t *testing.T, path string) map[string]MetricInfo {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	out := map[string]MetricInfo{}
-	for _, line := range strings.Split(string(b), "\n") {
-		m := docRow.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		var labels []string
-		for _, l := range strings.Split(m[3], ",") {
-			if l = strings.Trim(strings.TrimSpace(l), "`"); l != "" && l != "—" {
-				labels = append(labels, l)
-			}
-		}
-		sort.Strings(labels)
-		_, dup := out[m[1]]
-		require.False(t, dup, "%s is documented twice", m[1])
-		out[m[1]] = MetricInfo{Name: m[1], Type: m[2], Labels: labels}
-	}
-	require.NotEmpty(t, out, "no metric rows in %s", path)
-	return out
 }
 
 // recordingRegisterer keeps what is registered through it.
@@ -171,7 +132,8 @@ func collectorType(t *testing.T, c prometheus.Collector) string {
 // The live /metrics of the image's binary is compared the same way in the
 // chart end-to-end test (hack/e2e).
 func TestMetricsDocumented(t *testing.T) {
-	doc := readMetricsDoc(t, metricsDoc)
+	doc, err := docs.Metrics()
+	require.NoError(t, err)
 	reg := registeredMetrics(t)
 
 	t.Run("every registered metric is documented", func(t *testing.T) {
@@ -179,7 +141,7 @@ func TestMetricsDocumented(t *testing.T) {
 		for _, m := range reg {
 			d, ok := doc[m.Name]
 			if !ok {
-				missing = append(missing, m.Row())
+				missing = append(missing, docs.Row(m.Name, m.Type, m.Labels, m.Help))
 				continue
 			}
 			if d.Type != m.Type || !slices.Equal(d.Labels, m.Labels) {

@@ -9,9 +9,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -22,38 +19,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tierscaler/tierscaler/docs"
 )
-
-// documentedMetric is a row of docs/metrics.md.
-type documentedMetric struct {
-	typ    string
-	labels []string // sorted
-}
-
-var metricsDocRow = regexp.MustCompile("^\\| `(tierscaler_[a-z0-9_]+)` \\| ([a-z]+) \\| ([^|]*) \\|")
-
-func readMetricsDoc(t *testing.T) map[string]documentedMetric {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "docs", "metrics.md"))
-	require.NoError(t, err)
-	out := map[string]documentedMetric{}
-	for _, line := range strings.Split(string(b), "\n") {
-		m := metricsDocRow.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		var labels []string
-		for _, l := range strings.Split(m[3], ",") {
-			if l = strings.Trim(strings.TrimSpace(l), "`"); l != "" && l != "—" {
-				labels = append(labels, l)
-			}
-		}
-		sort.Strings(labels)
-		out[m[1]] = documentedMetric{typ: m[2], labels: labels}
-	}
-	require.NotEmpty(t, out)
-	return out
-}
 
 // checkLiveMetricsDocumented reads the live /metrics of the controller and
 // checks, as kube-state-metrics checks its documentation, that every
@@ -72,7 +40,8 @@ func checkLiveMetricsDocumented(t *testing.T, metricsURL string) {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 	require.NoError(t, err)
-	doc := readMetricsDoc(t)
+	doc, err := docs.Metrics()
+	require.NoError(t, err)
 	var seen, missing, wrong []string
 	for name, f := range fams {
 		if !strings.HasPrefix(name, "tierscaler_") {
@@ -92,13 +61,9 @@ func checkLiveMetricsDocumented(t *testing.T, metricsURL string) {
 		d, ok := doc[name]
 		switch {
 		case !ok:
-			l := "—"
-			if len(labels) > 0 {
-				l = "`" + strings.Join(labels, "`, `") + "`"
-			}
-			missing = append(missing, fmt.Sprintf("| `%s` | %s | %s | %s |", name, typ, l, f.GetHelp()))
-		case d.typ != typ || !slices.Equal(d.labels, labels):
-			wrong = append(wrong, fmt.Sprintf("%s: documented as %s %v, served as %s %v", name, d.typ, d.labels, typ, labels))
+			missing = append(missing, docs.Row(name, typ, labels, f.GetHelp()))
+		case d.Type != typ || !slices.Equal(d.Labels, labels):
+			wrong = append(wrong, fmt.Sprintf("%s: documented as %s %v, served as %s %v", name, d.Type, d.Labels, typ, labels))
 		}
 	}
 	sort.Strings(seen)
