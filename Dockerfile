@@ -8,7 +8,7 @@
 #   BINARY=compile (default; the release workflow, any machine with a registry)
 #     The "compile" stage compiles in GO_IMAGE on the build platform and
 #     cross-compiles for each target platform (no emulation):
-#       docker buildx build --platform linux/amd64,linux/arm64 \
+#       docker buildx build --platform linux/amd64,linux/arm64 --build-arg BINARY=compile \
 #         --build-arg VERSION=... --build-arg COMMIT=... --build-arg BUILD_DATE=... .
 #
 #   BINARY=context (`make image`; machines that reach no container registry)
@@ -23,7 +23,9 @@
 # The Go toolchain image of the compile stage. Short names resolve to the
 # builder's default registry; pin a digest in CI (GO_IMAGE=name@sha256:...).
 ARG GO_IMAGE=golang:1.26-bookworm
-# compile or context: where the binary and the root files come from.
+# compile or context: where the binary and the root files come from. Pass it
+# explicitly: podman and buildah (4.3) do not resolve a stage named by an
+# ARG's default value.
 ARG BINARY=compile
 
 FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS compile

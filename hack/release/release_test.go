@@ -65,7 +65,9 @@ func TestRelease(t *testing.T) {
 	require.Len(t, f, 3)
 	version, commit := f[0], f[1]
 
-	dist := runRelease(t, root, "IMAGE_REPOSITORY=example/tierscaler")
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	imageEnv := []string{"IMAGE_REGISTRY=localhost:5000", "IMAGE_REPOSITORY=example/tierscaler", "IMAGE_DIGEST=" + digest}
+	dist := runRelease(t, root, imageEnv...)
 
 	var names []string
 	entries, err := os.ReadDir(dist)
@@ -176,7 +178,9 @@ func TestRelease(t *testing.T) {
 			Image map[string]any `json:"image"`
 		}
 		require.NoError(t, yaml.Unmarshal(files["tierscaler/values.yaml"].data, &values))
+		assert.Equal(t, "localhost:5000", values.Image["registry"], "IMAGE_REGISTRY is the packaged default")
 		assert.Equal(t, "example/tierscaler", values.Image["repository"], "IMAGE_REPOSITORY is the packaged default")
+		assert.Equal(t, digest, values.Image["digest"], "IMAGE_DIGEST is the packaged default")
 		for _, want := range []string{"tierscaler/values.schema.json", "tierscaler/README.md", "tierscaler/templates/deployment.yaml", "tierscaler/rules/tierscaler.rules.yaml"} {
 			assert.Contains(t, files, want)
 		}
@@ -186,7 +190,7 @@ func TestRelease(t *testing.T) {
 	})
 
 	t.Run("two builds of one commit give the same binaries", func(t *testing.T) {
-		again := runRelease(t, root, "IMAGE_REPOSITORY=example/tierscaler")
+		again := runRelease(t, root, imageEnv...)
 		a, b := readSums(t, filepath.Join(dist, "sha256sums.txt")), readSums(t, filepath.Join(again, "sha256sums.txt"))
 		for name, sum := range a {
 			if strings.HasSuffix(name, ".tar.gz") {
