@@ -508,6 +508,13 @@ func TestRBAC(t *testing.T) {
 			assert.Equal(t, ns, roleNamespaces)
 		})
 	}
+	t.Run("another release name: its own state ConfigMap", func(t *testing.T) {
+		m := template(t, "--set", "fullnameOverride=autoscaler")
+		assert.Equal(t, map[string]string{"core/configmaps": "create", "core/configmaps[autoscaler-state]": "get,patch"},
+			rbacMatrix(t, m)["Role openfaas/autoscaler-state"])
+		d := get[appsv1.Deployment](t, m, "Deployment", "autoscaler")
+		assert.Contains(t, d.Spec.Template.Spec.Containers[0].Args, "--state-name=autoscaler-state")
+	})
 	t.Run("rbac.create=false renders no RBAC", func(t *testing.T) {
 		m := template(t, "--set", "rbac.create=false")
 		for _, kind := range []string{"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} {
@@ -940,7 +947,8 @@ func TestDeployment(t *testing.T) {
 		assert.Equal(t, namespace, d.Namespace)
 		assert.Equal(t, "run", c.Args[0])
 		for _, a := range []string{"--leader-elect=true", "--leader-election-namespace=$(POD_NAMESPACE)",
-			"--leader-election-id=tierscaler", "--policy=/etc/tierscaler/policy/policy.yaml", "--metrics-addr=:8080"} {
+			"--leader-election-id=tierscaler", "--policy=/etc/tierscaler/policy/policy.yaml", "--metrics-addr=:8080",
+			"--state-name=tierscaler-state"} {
 			assert.Contains(t, c.Args, a)
 		}
 		var podNamespace *corev1.EnvVar

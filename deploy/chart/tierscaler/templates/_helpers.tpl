@@ -69,11 +69,12 @@ runtime pulls by digest; the tag stays for people reading the spec.
 {{- end }}
 
 {{/*
-The ConfigMap tierscaler keeps its state in (the binary's --state-name, whose
-default is tierscaler-state), in the release namespace.
+The ConfigMap tierscaler keeps its state in (--state-name), in the release
+namespace: <fullname>-state, so that two releases in one namespace keep
+theirs apart (tierscaler-state for the release tierscaler).
 */}}
 {{- define "tierscaler.stateName" -}}
-tierscaler-state
+{{- printf "%s-state" (include "tierscaler.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* The Secret holding the webhook bearer token. */}}
