@@ -408,12 +408,16 @@ func (c *hostController) forbiddenLines() []string {
 	return out
 }
 
-// deleteLease removes the leader Lease the controller created at run time:
-// helm does not own it, and the next test's controller should not find it.
+// deleteLease removes the leader Lease and the state ConfigMap the
+// controller created at run time: helm does not own them, and the next
+// test's controller should find neither.
 func deleteLease(ctx context.Context, e *testenv.Env, c *hostController) {
 	id := flagValue(c.args, "--leader-election-id")
 	if id == "" {
 		id = "tierscaler"
 	}
 	_ = e.Clientset.CoordinationV1().Leases(releaseNamespace).Delete(ctx, id, metav1.DeleteOptions{})
+	if name := flagValue(c.args, "--state-name"); name != "" {
+		_ = e.Clientset.CoreV1().ConfigMaps(releaseNamespace).Delete(ctx, name, metav1.DeleteOptions{})
+	}
 }
