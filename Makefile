@@ -1,3 +1,6 @@
+# Copyright The tierscaler Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 # tierscaler: make help lists the targets.
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -6,6 +9,8 @@ SHELL := /usr/bin/env bash
 GO        ?= go
 BIN       := bin
 PKGS      := ./...
+# actionlint checks the GitHub workflows (make lint).
+ACTIONLINT_VERSION ?= v1.7.12
 # The binaries hack/tools.sh builds and caches (etcd, kube-*, kwok, helm).
 TOOLS_BIN  = $(shell hack/tools.sh --bin-dir)
 export TIERSCALER_BIN_DIR ?= $(TOOLS_BIN)
@@ -15,15 +20,29 @@ help: ## List the targets.
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## Build bin/tierscaler.
-	$(GO) build -o $(BIN)/tierscaler ./cmd/tierscaler
+build: ## Build bin/tierscaler: static, stamped with version, commit and build date (hack/build.sh).
+	hack/build.sh $(BIN)/tierscaler
+
+.PHONY: version
+version: ## Print the version, commit and build date the artifacts are stamped with.
+	@hack/build.sh --print-version
+
+.PHONY: image
+image: ## Build the image localhost/tierscaler:<version> for this machine with podman, buildah or docker (docs/building.md).
+	hack/image.sh build
+
+.PHONY: release
+release: ## dist/: binaries for linux and darwin (amd64, arm64), the packaged chart, sha256sums.txt (docs/building.md).
+	hack/release.sh
 
 .PHONY: tools
-tools: ## Build and cache etcd, kube-*, kwok and helm; install prometheus and alertmanager.
+tools: ## Build and cache etcd, kube-*, kwok and helm; install prometheus, alertmanager and podman.
 	hack/tools.sh >/dev/null
 
 .PHONY: lint
-lint: ## gofmt and go vet.
+lint: ## gofmt, go vet, licence headers, actionlint on the workflows.
+	hack/check-headers.sh
+	$(GO) run github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [[ -n "$$out" ]]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
@@ -34,11 +53,11 @@ test-unit: ## Fast tests: no external processes (-short skips the helm and promt
 	$(GO) test -short -count=1 $(PKGS)
 
 .PHONY: test-integration
-test-integration: tools ## Tests against a real apiserver, scheduler, controller-manager, kwok, Prometheus and Alertmanager.
+test-integration: tools image ## Tests against a real apiserver, scheduler, controller-manager, kwok, Prometheus and Alertmanager; the image's tests.
 	$(GO) test -count=1 -tags integration -timeout 40m $(PKGS)
 
 .PHONY: test
-test: lint test-unit test-integration ## Every test: lint, unit, integration and end-to-end.
+test: lint test-unit test-integration ## Every test: lint, unit, integration, end-to-end and the image.
 	hack/check-leftovers.sh
 
 .PHONY: bench

@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Package alerts connects tierscaler to Alertmanager both ways.
 //
 // # Outbound: shortfalls to Alertmanager

@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Package deploy holds the deployment artifacts of tierscaler: the example
 // policy and the Helm chart in chart/tierscaler. Its tests render the chart
 // with the real helm binary (hack/tools.sh builds it) and check what the
@@ -178,9 +181,27 @@ func tryTemplate(t *testing.T, args ...string) (manifests, error) {
 	return templateChart(t, chartDir, args...)
 }
 
+// kubeVersion is the Kubernetes version the tests render for: the local
+// cluster's (hack/versions.env). helm built from source (hack/tools.sh)
+// assumes v1.20 otherwise, below the chart's kubeVersion.
+var kubeVersion = sync.OnceValues(func() (string, error) {
+	b, err := os.ReadFile(filepath.Join("..", "hack", "versions.env"))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "KUBERNETES_VERSION="); ok {
+			return v, nil
+		}
+	}
+	return "", errors.New("hack/versions.env has no KUBERNETES_VERSION")
+})
+
 func templateChart(t *testing.T, chart string, args ...string) (manifests, error) {
 	t.Helper()
-	out, err := runHelm(t, append([]string{"template", release, chart, "--namespace", namespace}, args...)...)
+	kv, err := kubeVersion()
+	require.NoError(t, err)
+	out, err := runHelm(t, append([]string{"template", release, chart, "--namespace", namespace, "--kube-version", kv}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -364,6 +385,12 @@ var functionNamespaceGrants = map[string]string{
 	"events.k8s.io/events":   "create,patch",
 }
 
+// stateGrants is the exact Role of tierscaler's state ConfigMap.
+var stateGrants = map[string]string{
+	"core/configmaps":                   "create",
+	"core/configmaps[tierscaler-state]": "get,patch",
+}
+
 func leaderElectionGrants(id string) map[string]string {
 	return map[string]string{
 		"coordination.k8s.io/leases":             "create",
@@ -387,7 +414,8 @@ func TestRBAC(t *testing.T) {
 			want: map[string]map[string]string{
 				"Role openfaas-fn/tierscaler":              functionNamespaceGrants,
 				"Role openfaas/tierscaler-leader-election": leaderElectionGrants("tierscaler"),
-				clusterRole: nodesAndPods,
+				clusterRole:                      nodesAndPods,
+				"Role openfaas/tierscaler-state": stateGrants,
 			},
 			allPods: "true",
 		},
@@ -397,7 +425,8 @@ func TestRBAC(t *testing.T) {
 			want: map[string]map[string]string{
 				"Role openfaas-fn/tierscaler":              functionNamespaceGrants,
 				"Role openfaas/tierscaler-leader-election": leaderElectionGrants("tierscaler"),
-				clusterRole: nodesOnly,
+				clusterRole:                      nodesOnly,
+				"Role openfaas/tierscaler-state": stateGrants,
 			},
 			allPods: "false",
 		},
@@ -409,7 +438,8 @@ func TestRBAC(t *testing.T) {
 				"Role team-a/tierscaler":                   functionNamespaceGrants,
 				"Role team-b/tierscaler":                   functionNamespaceGrants,
 				"Role openfaas/tierscaler-leader-election": leaderElectionGrants("tierscaler"),
-				clusterRole: nodesAndPods,
+				clusterRole:                      nodesAndPods,
+				"Role openfaas/tierscaler-state": stateGrants,
 			},
 			allPods: "true",
 		},
@@ -419,7 +449,8 @@ func TestRBAC(t *testing.T) {
 			want: map[string]map[string]string{
 				"Role openfaas-fn/tierscaler":              functionNamespaceGrants,
 				"Role openfaas/tierscaler-leader-election": leaderElectionGrants("my-lease"),
-				clusterRole: nodesAndPods,
+				clusterRole:                      nodesAndPods,
+				"Role openfaas/tierscaler-state": stateGrants,
 			},
 			allPods: "true",
 		},
@@ -427,8 +458,9 @@ func TestRBAC(t *testing.T) {
 			name: "no leader election, no Lease access",
 			args: []string{"--set", "replicaCount=1", "--set", "leaderElection.enabled=false"},
 			want: map[string]map[string]string{
-				"Role openfaas-fn/tierscaler": functionNamespaceGrants,
-				clusterRole:                   nodesAndPods,
+				"Role openfaas-fn/tierscaler":    functionNamespaceGrants,
+				clusterRole:                      nodesAndPods,
+				"Role openfaas/tierscaler-state": stateGrants,
 			},
 			allPods: "true",
 		},
@@ -438,7 +470,8 @@ func TestRBAC(t *testing.T) {
 			want: map[string]map[string]string{
 				"Role openfaas-fn/tierscaler":              functionNamespaceGrants,
 				"Role openfaas/tierscaler-leader-election": leaderElectionGrants("tierscaler"),
-				clusterRole: nodesAndPods,
+				clusterRole:                      nodesAndPods,
+				"Role openfaas/tierscaler-state": stateGrants,
 			},
 			allPods: "true",
 		},
@@ -475,6 +508,13 @@ func TestRBAC(t *testing.T) {
 			assert.Equal(t, ns, roleNamespaces)
 		})
 	}
+	t.Run("another release name: its own state ConfigMap", func(t *testing.T) {
+		m := template(t, "--set", "fullnameOverride=autoscaler")
+		assert.Equal(t, map[string]string{"core/configmaps": "create", "core/configmaps[autoscaler-state]": "get,patch"},
+			rbacMatrix(t, m)["Role openfaas/autoscaler-state"])
+		d := get[appsv1.Deployment](t, m, "Deployment", "autoscaler")
+		assert.Contains(t, d.Spec.Template.Spec.Containers[0].Args, "--state-name=autoscaler-state")
+	})
 	t.Run("rbac.create=false renders no RBAC", func(t *testing.T) {
 		m := template(t, "--set", "rbac.create=false")
 		for _, kind := range []string{"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} {
@@ -662,22 +702,6 @@ func policyFromValues(t *testing.T, values string) []byte {
 	return out
 }
 
-// dashboardPanels are the panels the dashboard must have: a title fragment
-// and the metric names its queries must mention.
-var dashboardPanels = []struct {
-	title   string
-	metrics []string
-	exprs   []string
-}{
-	{title: "Replicas by tier", exprs: []string{"sum by (tier) (tierscaler_function_replicas)"}},
-	{title: "Desired replicas", metrics: []string{"tierscaler_function_desired_replicas"}},
-	{title: "Evictions", metrics: []string{"tierscaler_evictions_total", "claim_tier", "tier"}},
-	{title: "Shortfalls", metrics: []string{"tierscaler_shortfalls"}},
-	{title: "429 rate per sync function", exprs: []string{`sum by (function_name) (rate(gateway_function_invocation_total{code="429"}[1m]))`}, metrics: []string{`tier="sync"`}},
-	{title: "Reconcile latency", metrics: []string{"histogram_quantile", "tierscaler_reconcile_duration_seconds_bucket"}},
-	{title: "Metrics availability", metrics: []string{"tierscaler_metrics_available"}},
-}
-
 func TestOptionalParts(t *testing.T) {
 	t.Run("off by default", func(t *testing.T) {
 		m := template(t)
@@ -772,50 +796,9 @@ func TestOptionalParts(t *testing.T) {
 		assert.Equal(t, "monitoring", cm.Namespace)
 		raw, ok := cm.Data["tierscaler.json"]
 		require.True(t, ok)
-		var dash struct {
-			Title  string `json:"title"`
-			UID    string `json:"uid"`
-			Panels []struct {
-				Title   string `json:"title"`
-				Targets []struct {
-					Expr string `json:"expr"`
-				} `json:"targets"`
-			} `json:"panels"`
-		}
-		require.NoError(t, json.Unmarshal([]byte(raw), &dash), "the dashboard JSON does not parse")
-		assert.NotEmpty(t, dash.UID)
-		for _, want := range dashboardPanels {
-			t.Run(want.title, func(t *testing.T) {
-				var exprs []string
-				for _, p := range dash.Panels {
-					if strings.Contains(p.Title, want.title) {
-						for _, tg := range p.Targets {
-							exprs = append(exprs, tg.Expr)
-						}
-					}
-				}
-				require.NotEmptyf(t, exprs, "no panel titled %q with queries", want.title)
-				all := strings.Join(exprs, "\n")
-				for _, s := range append(want.metrics, want.exprs...) {
-					assert.Contains(t, all, s)
-				}
-			})
-		}
-		// Every tierscaler_* metric a panel queries exists.
-		known := []string{"tierscaler_function_replicas", "tierscaler_function_desired_replicas", "tierscaler_evictions_total",
-			"tierscaler_shortfalls", "tierscaler_reconcile_duration_seconds_bucket", "tierscaler_metrics_available",
-			"tierscaler_leader", "tierscaler_provider_reverts_total"}
-		for _, p := range dash.Panels {
-			for _, tg := range p.Targets {
-				for _, w := range strings.FieldsFunc(tg.Expr, func(r rune) bool {
-					return !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
-				}) {
-					if strings.HasPrefix(w, "tierscaler_") {
-						assert.Containsf(t, known, w, "panel %q queries an unknown metric", p.Title)
-					}
-				}
-			}
-		}
+		file, err := os.ReadFile(filepath.Join(chartDir, "dashboards", "tierscaler.json"))
+		require.NoError(t, err)
+		assert.JSONEq(t, string(file), raw, "the ConfigMap holds dashboards/tierscaler.json unchanged (TestDashboard checks its queries)")
 	})
 }
 
@@ -890,11 +873,16 @@ func TestSecurityContext(t *testing.T) {
 	cases := []struct {
 		name string
 		args []string
-		uid  int64
+		uid  *int64 // nil: no runAsUser at all (OpenShift assigns one)
 	}{
-		{name: "defaults", uid: 65532},
-		{name: "another uid", args: []string{"--set", "securityContext.runAsUser=1000", "--set", "securityContext.runAsGroup=1000"}, uid: 1000},
-		{name: "every optional part on", args: []string{"-f", "testdata/values-all-toggles.yaml"}, uid: 65532},
+		{name: "defaults", uid: ptr(int64(65532))},
+		{name: "another uid", args: []string{
+			"--set", "podSecurityContext.runAsUser=1000", "--set", "podSecurityContext.runAsGroup=1000", "--set", "podSecurityContext.fsGroup=1000",
+			"--set", "securityContext.runAsUser=1000", "--set", "securityContext.runAsGroup=1000"}, uid: ptr(int64(1000))},
+		{name: "every optional part on", args: []string{"-f", "testdata/values-all-toggles.yaml"}, uid: ptr(int64(65532))},
+		// OpenShift's restricted SCC assigns a UID and GID from the
+		// namespace's range and refuses pods that ask for another.
+		{name: "OpenShift: no fixed uid, gid or fsGroup", args: []string{"-f", "testdata/values-openshift.yaml"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -906,7 +894,11 @@ func TestSecurityContext(t *testing.T) {
 			require.NotNil(t, pod.SecurityContext)
 			ps := pod.SecurityContext
 			assert.Equal(t, ptr(true), ps.RunAsNonRoot)
-			assert.Equal(t, ptr(tc.uid), ps.RunAsUser)
+			assert.Equal(t, tc.uid, ps.RunAsUser)
+			if tc.uid == nil {
+				assert.Nil(t, ps.RunAsGroup)
+				assert.Nil(t, ps.FSGroup)
+			}
 			require.NotNil(t, ps.SeccompProfile)
 			assert.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, ps.SeccompProfile.Type)
 			assert.False(t, pod.HostNetwork || pod.HostPID || pod.HostIPC)
@@ -915,7 +907,10 @@ func TestSecurityContext(t *testing.T) {
 			require.NotNil(t, c.SecurityContext)
 			sc := c.SecurityContext
 			assert.Equal(t, ptr(true), sc.RunAsNonRoot)
-			assert.Equal(t, ptr(tc.uid), sc.RunAsUser)
+			assert.Equal(t, tc.uid, sc.RunAsUser)
+			if tc.uid == nil {
+				assert.Nil(t, sc.RunAsGroup)
+			}
 			assert.Equal(t, ptr(true), sc.ReadOnlyRootFilesystem)
 			assert.Equal(t, ptr(false), sc.AllowPrivilegeEscalation)
 			assert.NotEqual(t, ptr(true), sc.Privileged)
@@ -924,11 +919,19 @@ func TestSecurityContext(t *testing.T) {
 			assert.Empty(t, sc.Capabilities.Add)
 		})
 	}
-	t.Run("root is refused", func(t *testing.T) {
-		_, err := tryTemplate(t, "--set", "securityContext.runAsUser=0")
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), "/securityContext/runAsUser")
-	})
+	for _, tc := range []struct{ name, set, field string }{
+		{"root is refused", "securityContext.runAsUser=0", "/securityContext/runAsUser"},
+		{"root is refused in the pod's context", "podSecurityContext.runAsUser=0", "/podSecurityContext/runAsUser"},
+		{"privileged is refused", "securityContext.privileged=true", "/securityContext/privileged"},
+		{"privilege escalation is refused", "securityContext.allowPrivilegeEscalation=true", "/securityContext/allowPrivilegeEscalation"},
+		{"runAsNonRoot false is refused", "podSecurityContext.runAsNonRoot=false", "/podSecurityContext/runAsNonRoot"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tryTemplate(t, "--set", tc.set)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.field)
+		})
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -944,7 +947,8 @@ func TestDeployment(t *testing.T) {
 		assert.Equal(t, namespace, d.Namespace)
 		assert.Equal(t, "run", c.Args[0])
 		for _, a := range []string{"--leader-elect=true", "--leader-election-namespace=$(POD_NAMESPACE)",
-			"--leader-election-id=tierscaler", "--policy=/etc/tierscaler/policy/policy.yaml", "--metrics-addr=:8080"} {
+			"--leader-election-id=tierscaler", "--policy=/etc/tierscaler/policy/policy.yaml", "--metrics-addr=:8080",
+			"--state-name=tierscaler-state"} {
 			assert.Contains(t, c.Args, a)
 		}
 		var podNamespace *corev1.EnvVar
@@ -1007,6 +1011,8 @@ func TestDeployment(t *testing.T) {
 		assert.Equal(t, "kubernetes.io/hostname", tsc.TopologyKey)
 		assert.Equal(t, corev1.DoNotSchedule, tsc.WhenUnsatisfiable)
 		assert.Equal(t, d.Spec.Selector.MatchLabels, tsc.LabelSelector.MatchLabels)
+		assert.Equal(t, ptr(corev1.NodeInclusionPolicyHonor), tsc.NodeTaintsPolicy)
+		assert.Equal(t, ptr(corev1.NodeInclusionPolicyHonor), tsc.NodeAffinityPolicy)
 	})
 
 	t.Run("Service ports and PodDisruptionBudget", func(t *testing.T) {
@@ -1018,13 +1024,25 @@ func TestDeployment(t *testing.T) {
 		assert.Equal(t, map[string]string{"metrics": "8080->metrics", "webhook": "8081->webhook"}, ports)
 		assert.Equal(t, d.Spec.Selector.MatchLabels, svc.Spec.Selector)
 
-		pdb := get[policyv1.PodDisruptionBudget](t, m, "PodDisruptionBudget", release)
-		require.NotNil(t, pdb.Spec.MinAvailable)
-		assert.Equal(t, "1", pdb.Spec.MinAvailable.String())
+		_, ok := m.find("PodDisruptionBudget", "")
+		assert.False(t, ok, "no PodDisruptionBudget by default (TestDrain)")
+
+		on := template(t, "--set", "podDisruptionBudget.enabled=true")
+		pdb := get[policyv1.PodDisruptionBudget](t, on, "PodDisruptionBudget", release)
+		assert.Nil(t, pdb.Spec.MinAvailable)
+		require.NotNil(t, pdb.Spec.MaxUnavailable)
+		assert.Equal(t, "1", pdb.Spec.MaxUnavailable.String())
+		require.NotNil(t, pdb.Spec.UnhealthyPodEvictionPolicy)
+		assert.Equal(t, policyv1.AlwaysAllow, *pdb.Spec.UnhealthyPodEvictionPolicy)
 		assert.Equal(t, d.Spec.Selector.MatchLabels, pdb.Spec.Selector.MatchLabels)
 
-		_, ok := template(t, "--set", "replicaCount=1").find("PodDisruptionBudget", "")
-		assert.False(t, ok, "a PodDisruptionBudget of minAvailable 1 over one replica would block node drains")
+		min := get[policyv1.PodDisruptionBudget](t, template(t, "--set", "podDisruptionBudget.enabled=true", "--set", "podDisruptionBudget.minAvailable=1"), "PodDisruptionBudget", release)
+		require.NotNil(t, min.Spec.MinAvailable)
+		assert.Equal(t, "1", min.Spec.MinAvailable.String())
+		assert.Nil(t, min.Spec.MaxUnavailable, "one of minAvailable and maxUnavailable")
+
+		_, ok = template(t, "--set", "podDisruptionBudget.enabled=true", "--set", "replicaCount=1").find("PodDisruptionBudget", "")
+		assert.False(t, ok, "a PodDisruptionBudget over one replica would block node drains")
 	})
 
 	t.Run("dry run and logging flags", func(t *testing.T) {
@@ -1065,8 +1083,10 @@ func TestReadmeValues(t *testing.T) {
 	var walk func(prefix string, v any)
 	walk = func(prefix string, v any) {
 		m, ok := v.(map[string]any)
-		// Free-form maps (labels, annotations, resources) are one value.
-		if !ok || len(m) == 0 || strings.HasSuffix(prefix, "labels") || prefix == "resources" {
+		// Free-form maps (labels, annotations, resources, the security
+		// contexts) are one value.
+		if !ok || len(m) == 0 || strings.HasSuffix(prefix, "labels") || prefix == "resources" ||
+			prefix == "podSecurityContext" || prefix == "securityContext" {
 			keys = append(keys, prefix)
 			return
 		}
@@ -1079,9 +1099,53 @@ func TestReadmeValues(t *testing.T) {
 	}
 	walk("", values)
 	require.NotEmpty(t, keys)
-	for _, k := range keys {
-		assert.Containsf(t, string(readme), "| `"+k+"` |", "README.md's values table lacks %s", k)
+	// The table's rows: "| `key` | default | description |".
+	var rows []string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if rest, ok := strings.CutPrefix(line, "| `"); ok {
+			if k, _, ok := strings.Cut(rest, "` |"); ok && !strings.ContainsAny(k, " `") {
+				rows = append(rows, k)
+			}
+		}
 	}
+	var missing, stale []string
+	for _, k := range keys {
+		if !slices.Contains(rows, k) {
+			missing = append(missing, k)
+		}
+	}
+	// A row may also document a value that values.yaml leaves out (the
+	// policy fields commented there): the schema knows it.
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	require.NoError(t, err)
+	var schema map[string]any
+	require.NoError(t, json.Unmarshal(raw, &schema))
+	var inSchema []string
+	var props func(prefix string, node map[string]any)
+	props = func(prefix string, node map[string]any) {
+		p, _ := node["properties"].(map[string]any)
+		for k, sub := range p {
+			if prefix != "" {
+				k = prefix + "." + k
+			}
+			inSchema = append(inSchema, k)
+			if m, ok := sub.(map[string]any); ok {
+				props(k, m)
+			}
+		}
+	}
+	props("", schema)
+	for _, r := range rows {
+		known := slices.Contains(keys, r) || slices.Contains(inSchema, r) ||
+			slices.ContainsFunc(keys, func(k string) bool { return strings.HasPrefix(k, r+".") })
+		if !known {
+			stale = append(stale, r)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(stale)
+	assert.Empty(t, missing, "values.yaml keys without a row in README.md's values table")
+	assert.Empty(t, stale, "rows of README.md's values table that are no value in values.yaml")
 }
 
 // TestSchemaListsEveryPolicyQuery keeps the chart's values schema in step

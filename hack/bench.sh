@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Copyright The tierscaler Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 # hack/bench.sh measures the controller on the local cluster (real
 # kube-apiserver, scheduler, controller-manager, kwok nodes, Prometheus) and
 # prints the figures docs/benchmarks.md records. `make bench-cluster` runs it.

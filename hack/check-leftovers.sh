@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Copyright The tierscaler Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 # hack/check-leftovers.sh reports processes that hack/testenv environments
 # left behind: every process whose command line holds "tierscaler-testenv-"
 # (the prefix of the environments' temporary directories) and whose parent is

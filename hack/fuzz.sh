@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Copyright The tierscaler Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 # hack/fuzz.sh runs every fuzz target of the repository (func FuzzXxx in a
 # _test.go file without build constraints) for a short, fixed time each, one
 # after the other, and fails if any target finds a failing input.

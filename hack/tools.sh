@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
+# Copyright The tierscaler Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 # hack/tools.sh builds, from the Go module proxy, the binaries the local
 # cluster needs and caches them outside the work tree:
 #
 #   etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok, helm
 #
-# and makes sure prometheus, promtool, alertmanager and amtool are installed
-# (Debian packages). A second run finds everything cached and takes seconds.
+# and makes sure prometheus, promtool, alertmanager and amtool, an image
+# builder (podman) and CA certificates for the image are installed (Debian
+# packages). A second run finds everything cached and takes seconds.
 #
 # Usage: hack/tools.sh            build what is missing, print the bin dir
 #        hack/tools.sh --bin-dir  print the bin dir only
+#        hack/tools.sh helm       build helm only (make release), print the bin dir
 #
 # The cache root is $TIERSCALER_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/tierscaler.
 set -euo pipefail
@@ -131,6 +136,12 @@ build_helm() {
   GOBIN="$bin" go install -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 }
 
+if [[ "${1:-}" == "helm" ]]; then
+  [[ -x "$bin/helm" ]] || build helm build_helm
+  echo "$bin"
+  exit 0
+fi
+
 [[ -x "$bin/etcd" ]] || build etcd build_etcd
 if [[ ! -x "$bin/kube-apiserver" || ! -x "$bin/kube-scheduler" || ! -x "$bin/kube-controller-manager" ]]; then
   build kubernetes build_kubernetes
@@ -142,6 +153,12 @@ fi
 need_pkgs=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need_pkgs+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || need_pkgs+=(prometheus-alertmanager)
+# make image (and so make test) builds the image with podman, buildah or a
+# running Docker daemon; a fresh machine gets podman.
+if ! command -v podman >/dev/null && ! command -v buildah >/dev/null && ! { command -v docker >/dev/null && docker info >/dev/null 2>&1; }; then
+  need_pkgs+=(podman)
+fi
+[[ -s /etc/ssl/certs/ca-certificates.crt ]] || need_pkgs+=(ca-certificates)
 if (( ${#need_pkgs[@]} > 0 )); then
   if [[ $(id -u) -ne 0 ]] && ! command -v sudo >/dev/null; then
     fail "missing ${need_pkgs[*]}: install the Debian packages with 'apt-get install -y --no-install-recommends ${need_pkgs[*]}' as root"

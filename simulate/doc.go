@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Package simulate runs tierscaler and two baselines on a workload in
 // virtual time and compares what each reserves and what each costs the
 // functions. It backs `tierscaler simulate`; docs/simulate.md is its

@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Package workload is tierscaler's workload model: the scenario file that
 // describes a cluster's functions and their load, and a deterministic,
 // closed-loop state machine that turns that load and the number of Ready

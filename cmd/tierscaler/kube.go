@@ -1,41 +1,117 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/homedir"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 )
 
-// restConfig loads a kubeconfig: the --kubeconfig file, else $KUBECONFIG or
-// ~/.kube/config, else the in-cluster ServiceAccount. A bearer token file
-// (--token-file) replaces the credentials: the end-to-end test runs
-// tierscaler as the chart's ServiceAccount that way.
+// inClusterConfig is rest.InClusterConfig; tests replace it.
+var inClusterConfig = rest.InClusterConfig
+
+// The client's rate limits.
+const (
+	clientQPS   = 50
+	clientBurst = 100
+)
+
+// restConfig loads the client configuration: the --kubeconfig file, else
+// the files of $KUBECONFIG, else the in-cluster ServiceAccount, else
+// ~/.kube/config. A bearer token file (--token-file) replaces the
+// credentials: the end-to-end test runs tierscaler as the chart's
+// ServiceAccount that way. Whichever way, the client gets tierscaler's rate
+// limits and user agent. An error names the file it tried and how to point
+// at another.
 func restConfig(kubeconfig, tokenFile string) (*rest.Config, error) {
-	var cfg *rest.Config
-	var err error
-	if kubeconfig == "" && os.Getenv("KUBECONFIG") == "" {
-		if cfg, err = rest.InClusterConfig(); err == nil {
-			return withToken(cfg, tokenFile), nil
-		}
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if kubeconfig != "" {
-		rules.ExplicitPath = kubeconfig
-	}
-	cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	cfg, err := loadRESTConfig(kubeconfig)
 	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig: %w", err)
+		return nil, err
 	}
-	cfg.UserAgent = "tierscaler"
-	cfg.QPS, cfg.Burst = 50, 100
+	cfg.UserAgent = userAgent()
+	cfg.QPS, cfg.Burst = clientQPS, clientBurst
 	return withToken(cfg, tokenFile), nil
+}
+
+// howToPoint ends the errors of loadRESTConfig.
+const howToPoint = "point tierscaler at a kubeconfig with --kubeconfig FILE or KUBECONFIG=FILE"
+
+func loadRESTConfig(kubeconfig string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	env := os.Getenv(clientcmd.RecommendedConfigPathEnvVar)
+	var source string // where the configuration comes from, for errors
+	switch {
+	case kubeconfig != "":
+		rules.ExplicitPath = kubeconfig
+		source = fmt.Sprintf("kubeconfig %s (--kubeconfig)", kubeconfig)
+		if _, err := os.Stat(kubeconfig); err != nil {
+			return nil, fmt.Errorf("%s: %w; %s", source, err, howToPoint)
+		}
+	case env != "":
+		source = fmt.Sprintf("kubeconfig %s (KUBECONFIG)", env)
+		// client-go skips the listed files that do not exist; say so when
+		// none does.
+		found := false
+		for _, f := range filepath.SplitList(env) {
+			if _, err := os.Stat(f); err == nil {
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("%s: no such file; %s", source, howToPoint)
+		}
+	default:
+		cfg, inErr := inClusterConfig()
+		if inErr == nil {
+			return cfg, nil
+		}
+		home := filepath.Join(homedir.HomeDir(), clientcmd.RecommendedHomeDir, clientcmd.RecommendedFileName)
+		if _, err := os.Stat(home); err != nil {
+			why := "not running in a cluster"
+			if !errors.Is(inErr, rest.ErrNotInCluster) {
+				why = "the in-cluster configuration failed: " + inErr.Error()
+			}
+			return nil, fmt.Errorf("no Kubernetes configuration: %s, and no kubeconfig at %s; %s", why, home, howToPoint)
+		}
+		rules.ExplicitPath = home
+		source = fmt.Sprintf("kubeconfig %s (the default)", home)
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		// client-go's empty-configuration error suggests KUBERNETES_MASTER,
+		// which tierscaler does not read.
+		if clientcmd.IsEmptyConfig(err) {
+			return nil, fmt.Errorf("%s: no current context with a cluster; %s", source, howToPoint)
+		}
+		return nil, fmt.Errorf("%s: %w; %s", source, err, howToPoint)
+	}
+	return cfg, nil
+}
+
+// userAgent is tierscaler's, in client-go's format: the API server's audit
+// log and metrics then tell its requests apart.
+func userAgent() string {
+	v := currentVersion()
+	return fmt.Sprintf("tierscaler/%s (%s) %s", v.Version, v.Platform, shortCommit(v.Commit))
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
 }
 
 func withToken(cfg *rest.Config, tokenFile string) *rest.Config {

@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Command cluster runs tierscaler's local cluster: etcd, kube-apiserver,
 // kube-scheduler, kube-controller-manager, kwok with fake nodes,
 // Prometheus and Alertmanager, on 127.0.0.1, as processes that outlive the

@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build integration
 
 // Integration tests of the demo: they build the demo and tierscaler, run

@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Command demo runs tierscaler on a local cluster, in the foreground: the
 // first command of the README's quick start (`make demo`).
 //

@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build integration
 
 package e2e
@@ -17,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,6 +31,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/tierscaler/tierscaler/hack/testenv"
+	"github.com/tierscaler/tierscaler/scaler"
 )
 
 const (
@@ -311,3 +316,38 @@ var chartPlacement = fmt.Sprintf(`nodeSelector:
 tolerations:
   - {key: %s, operator: Exists, effect: NoSchedule}
 `, testenv.NodePoolLabel, systemPool, systemTaint)
+
+// seedLastRuns writes the last runs of functions (how long ago they last
+// ran) into tierscaler's state, the ConfigMap the chart's Deployment names
+// with --state-name, as an earlier tierscaler would have left them. Call it
+// before tierscaler starts: it reads its state once, when it starts leading.
+func seedLastRuns(t *testing.T, e *testenv.Env, ago map[string]time.Duration) {
+	t.Helper()
+	ctx := testContext(t)
+	var dep appsv1.Deployment
+	if err := e.Client.Get(ctx, clientKey(releaseNamespace, releaseName), &dep); err != nil {
+		t.Fatalf("the chart's Deployment: %v", err)
+	}
+	name := ""
+	for _, ctr := range dep.Spec.Template.Spec.Containers {
+		if v := flagValue(ctr.Args, "--state-name"); v != "" {
+			name = v
+		}
+	}
+	if name == "" {
+		t.Fatal("the chart's Deployment passes no --state-name")
+	}
+	// A clean slate: nothing left by an earlier test.
+	if err := e.Clientset.CoreV1().ConfigMaps(releaseNamespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ch := scaler.LastRunChanges{Set: map[string]time.Time{}, Migrated: true}
+	for fn, d := range ago {
+		ch.Set[fn+"."+fnNamespace] = now.Add(-d)
+	}
+	store := &scaler.ConfigMapStore{Client: e.Client, Namespace: releaseNamespace, Name: name}
+	if err := store.Save(ctx, ch); err != nil {
+		t.Fatalf("seeding the state ConfigMap %s/%s: %v", releaseNamespace, name, err)
+	}
+}

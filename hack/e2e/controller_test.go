@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build integration
 
 package e2e
@@ -21,13 +24,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tierscaler/tierscaler/hack/image"
 	"github.com/tierscaler/tierscaler/hack/testenv"
 	"github.com/tierscaler/tierscaler/policy"
 )
 
 // hostController is the chart's controller run on the host: the tierscaler
-// binary as the chart's ServiceAccount, with the chart-rendered policy and
-// arguments.
+// binary taken out of the image, as the image's user (65532) and the chart's
+// ServiceAccount, with the chart-rendered policy, arguments and environment.
 type hostController struct {
 	t *testing.T
 	// args are the arguments it runs with; chartArgs the Deployment's.
@@ -52,14 +56,16 @@ type hostController struct {
 
 // runChartController reads what the chart installed (the policy ConfigMap,
 // the webhook token Secret, the Deployment's container arguments and
-// environment, its ServiceAccount) and runs the tierscaler binary on the
-// host the way the pod would: same arguments, in-cluster paths replaced by
-// local copies, listening on loopback, authenticated as the ServiceAccount.
-// It returns once the process leads and serves /readyz.
+// environment, its ServiceAccount) and runs the tierscaler binary of the
+// image on the host the way the pod would: as the image's user, with the
+// image's and the container's environment and nothing of the host's, the
+// same arguments, in-cluster paths replaced by local copies (owned by that
+// user), listening on loopback, authenticated as the ServiceAccount. It
+// returns once the process leads and serves /readyz.
 func runChartController(t *testing.T, e *testenv.Env) *hostController {
 	t.Helper()
 	ctx := testContext(t)
-	bin := tierscalerBinary(t)
+	img := tierscalerBinary(t)
 	// Under the environment's directory: kept with the logs when a test
 	// fails, and on the command line, where check-leftovers.sh looks.
 	dir := filepath.Join(e.Dir, "e2e", safeName(t.Name()))
@@ -129,8 +135,15 @@ func runChartController(t *testing.T, e *testenv.Env) *hostController {
 		t.Fatal("the chart's pods name no ServiceAccount")
 	}
 	c.serviceAccount = releaseNamespace + "/" + sa
-	kubeconfig, err := e.ServiceAccountKubeconfig(ctx, releaseNamespace, sa)
+	saKubeconfig, err := e.ServiceAccountKubeconfig(ctx, releaseNamespace, sa)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A copy in dir, which the image's user owns.
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if b, err := os.ReadFile(saKubeconfig); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(kubeconfig, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c.kubeconfig = kubeconfig
@@ -176,25 +189,42 @@ func runChartController(t *testing.T, e *testenv.Env) *hostController {
 		c.token = strings.TrimSpace(string(b))
 	}
 
-	logf, err := os.Create(c.logPath)
+	// The files are the image user's, as the kubelet mounts them readable
+	// for the pod's user.
+	if err := image.GiveTo(img.uid, img.gid, dir); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(c.logPath) // the test's: the process writes to the descriptor
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd = exec.Command(bin, c.args...)
+	c.cmd = exec.Command(img.path, c.args...)
+	c.cmd.Dir = dir
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
-	c.cmd.Env = os.Environ()
+	// The environment a container of the image gets: the image's ENV, the
+	// hostname and home a runtime sets, and the container's env; nothing of
+	// the host's (no KUBECONFIG, no proxy settings).
+	c.cmd.Env = append(append([]string(nil), img.env...), "HOSTNAME="+podName, "HOME="+img.home)
 	for k, v := range envVars {
 		c.cmd.Env = append(c.cmd.Env, k+"="+v)
 	}
-	// Not the admin's: only what the arguments say.
-	c.cmd.Env = append(c.cmd.Env, "KUBECONFIG=")
+	asUser := image.RunAs(c.cmd, img.uid, img.gid)
 	if err := startChild(c.cmd); err != nil {
 		logf.Close()
 		t.Fatalf("starting tierscaler: %v", err)
 	}
 	logf.Close()
 	go func() { c.err = c.cmd.Wait(); close(c.exited) }()
-	t.Logf("tierscaler runs as ServiceAccount %s: %s %s", c.serviceAccount, bin, strings.Join(c.args, " "))
+	if asUser {
+		if r, eff, err := processUIDs(c.cmd.Process.Pid); err == nil && (r != img.uid || eff != img.uid) {
+			t.Fatalf("tierscaler runs as uid %d (effective %d), want the image's user %d", r, eff, img.uid)
+		}
+	}
+	user := fmt.Sprintf("uid %d (the image's user)", img.uid)
+	if !asUser {
+		user = fmt.Sprintf("uid %d (not root: the image's user %d cannot be taken)", os.Geteuid(), img.uid)
+	}
+	t.Logf("tierscaler from image %s runs as %s and ServiceAccount %s: %s %s", img.digest, user, c.serviceAccount, img.path, strings.Join(c.args, " "))
 	t.Cleanup(func() {
 		if err := c.stop(); err != nil {
 			t.Logf("stopping tierscaler: %v", err)
@@ -378,12 +408,16 @@ func (c *hostController) forbiddenLines() []string {
 	return out
 }
 
-// deleteLease removes the leader Lease the controller created at run time:
-// helm does not own it, and the next test's controller should not find it.
+// deleteLease removes the leader Lease and the state ConfigMap the
+// controller created at run time: helm does not own them, and the next
+// test's controller should find neither.
 func deleteLease(ctx context.Context, e *testenv.Env, c *hostController) {
 	id := flagValue(c.args, "--leader-election-id")
 	if id == "" {
 		id = "tierscaler"
 	}
 	_ = e.Clientset.CoordinationV1().Leases(releaseNamespace).Delete(ctx, id, metav1.DeleteOptions{})
+	if name := flagValue(c.args, "--state-name"); name != "" {
+		_ = e.Clientset.CoreV1().ConfigMaps(releaseNamespace).Delete(ctx, name, metav1.DeleteOptions{})
+	}
 }

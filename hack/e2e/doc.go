@@ -1,7 +1,11 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Package e2e holds tierscaler's end-to-end tests. They need the build tag
-// integration and the binaries of `make tools`; `make test` runs them:
+// integration, the binaries of `make tools` and the image of `make image`;
+// `make test` builds both and runs them:
 //
-//	go test -tags integration -count=1 -v ./hack/e2e/
+//	make tools image && go test -tags integration -count=1 -v ./hack/e2e/
 //
 // On one local cluster (hack/testenv: a real kube-apiserver with RBAC,
 // scheduler, controller-manager, kwok nodes, Prometheus loaded with the
@@ -10,9 +14,11 @@
 //   - installs the Helm chart (deploy/chart/tierscaler) with helm into the
 //     namespace openfaas, with values pointing at the local Prometheus and
 //     Alertmanager, test-sized intervals and webhook.auth required;
-//   - runs the tierscaler binary on the host (kwok pods run no containers)
-//     as the chart's ServiceAccount (a TokenRequest token), with the policy
-//     and the arguments the chart rendered, read back from the cluster, the
+//   - runs the tierscaler binary taken out of the image `make image` built
+//     (kwok pods run no containers, and no container can run here) on the
+//     host, as the image's user (UID 65532) and the chart's ServiceAccount
+//     (a TokenRequest token), with the policy, the arguments and the
+//     environment the chart rendered, read back from the cluster, the
 //     in-cluster paths replaced by local copies of the mounted ConfigMap and
 //     Secret;
 //   - drives a workload with the traffic emulator (hack/emulator), which

@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build integration
 
 package e2e
@@ -134,6 +137,26 @@ func TestChartEndToEnd(t *testing.T) {
 		t.Logf("the chart created %d objects: %s", len(names), strings.Join(names, ", "))
 	})
 
+	// The scenario. The functions exist, with their last runs in
+	// tierscaler's state, before tierscaler starts: it reads the state once
+	// when it starts leading.
+	startEarlyInAMinute(t)
+	// The reports run daily, hours away: never due during the test.
+	h := time.Now().UTC().Hour()
+	fns := startFunctions(t, e, fmt.Sprintf(scenarioText, fmt.Sprintf("0 %d * * *", (h+6)%24), fmt.Sprintf("0 %d * * *", (h+8)%24)), nil)
+	// Persisted last runs fix the eviction order. transcode's is the
+	// oldest of all: were its queued work ignored, it would go first.
+	seedLastRuns(t, e, map[string]time.Duration{
+		"report-old": 3 * time.Hour, "report-new": time.Hour,
+		"thumbnails": 3 * time.Minute, "transcode": 24 * time.Hour,
+	})
+	require.NoError(t, fns.em.Enqueue("transcode", 1000)) // 2 jobs/s: busy for the whole test
+	eventually(t, 10*time.Second, "transcode has work", func() (bool, string) {
+		st := fns.state("transcode")
+		return st.Pending > 0 && st.Inflight > 0, fmt.Sprintf("%.0f pending, %.0f in flight", st.Pending, st.Inflight)
+	})
+	guard := guardFunctions(t, fns, "transcode")
+
 	c := runChartController(t, e)
 	routeActivations(t, e, c)
 
@@ -153,27 +176,7 @@ func TestChartEndToEnd(t *testing.T) {
 	step(t, "RBAC is no broader than needed", func(t *testing.T) { checkLeastPrivilege(t, e, c) })
 	step(t, "the webhook requires the chart's token", func(t *testing.T) { checkWebhookAuth(t, c) })
 
-	// The scenario.
-	startEarlyInAMinute(t)
-	ago := func(d time.Duration) map[string]string {
-		return map[string]string{policy.AnnotationLastRun: time.Now().Add(-d).UTC().Format(time.RFC3339)}
-	}
-	// The reports run daily, hours away: never due during the test.
-	h := time.Now().UTC().Hour()
-	fns := startFunctions(t, e, fmt.Sprintf(scenarioText, fmt.Sprintf("0 %d * * *", (h+6)%24), fmt.Sprintf("0 %d * * *", (h+8)%24)),
-		map[string]map[string]string{
-			// Persisted last runs fix the eviction order. transcode's is the
-			// oldest of all: were its queued work ignored, it would go first.
-			"report-old": ago(3 * time.Hour), "report-new": ago(time.Hour),
-			"thumbnails": ago(3 * time.Minute), "transcode": ago(24 * time.Hour),
-		})
 	firstFire := fns.created.Truncate(time.Minute).Add(time.Minute)
-	require.NoError(t, fns.em.Enqueue("transcode", 1000)) // 2 jobs/s: busy for the whole test
-	eventually(t, 10*time.Second, "transcode has work", func() (bool, string) {
-		st := fns.state("transcode")
-		return st.Pending > 0 && st.Inflight > 0, fmt.Sprintf("%.0f pending, %.0f in flight", st.Pending, st.Inflight)
-	})
-	guard := guardFunctions(t, fns, "transcode")
 
 	step(t, "tierscaler has fresh metrics of every function", func(t *testing.T) {
 		eventually(t, 60*time.Second, "tierscaler_metrics_available is 1 with every function known", func() (bool, string) {
@@ -301,6 +304,10 @@ func TestChartEndToEnd(t *testing.T) {
 		require.Zero(t, st.CronMissed)
 		require.Zero(t, st.CronLate)
 		t.Logf("tick: %d fires, %d runs, 0 missed", st.CronFires, st.CronRuns)
+	})
+
+	step(t, "the live /metrics are in docs/metrics.md and pass promlint", func(t *testing.T) {
+		checkLiveMetricsDocumented(t, c.metricsURL)
 	})
 
 	step(t, "RBAC was sufficient: nothing tierscaler did was refused", func(t *testing.T) {

@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build integration
 
 package e2e
@@ -8,11 +11,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tierscaler/tierscaler/hack/image"
 	"github.com/tierscaler/tierscaler/hack/testenv"
 )
 
@@ -50,8 +55,8 @@ func run(m *testing.M) int {
 			_ = os.RemoveAll(binDir)
 		}
 	}()
-	// The binary builds while the environment starts.
-	startBuild(root, filepath.Join(binDir, "tierscaler"))
+	// The image is exported and unpacked while the environment starts.
+	startImage(root, binDir)
 	// No default nodes: each test brings its pools (a tainted one for the
 	// chart's pods, one for the functions).
 	return testenv.Run(m, testenv.Options{
@@ -61,40 +66,75 @@ func run(m *testing.M) int {
 }
 
 var (
-	buildOnce sync.Once
-	buildDone = make(chan struct{})
-	buildPath string
-	buildErr  error
+	imageOnce sync.Once
+	imageDone = make(chan struct{})
+	imageRun  *imageBinary
+	imageErr  error
 )
 
-// startBuild runs `go build ./cmd/tierscaler` in the background.
-func startBuild(root, out string) {
-	buildOnce.Do(func() {
+// imageBinary is the tierscaler binary taken out of the image `make image`
+// built, with how the image runs it.
+type imageBinary struct {
+	path     string
+	uid, gid int
+	env      []string // the image's ENV
+	home     string   // the user's home in the unpacked image
+	digest   string
+}
+
+// startImage exports the image (hack/image.sh save), unpacks it into dir
+// and checks that it was built from this work tree, in the background.
+func startImage(root, dir string) {
+	imageOnce.Do(func() {
 		go func() {
-			defer close(buildDone)
+			defer close(imageDone)
 			start := time.Now()
-			cmd := exec.Command("go", "build", "-o", out, "./cmd/tierscaler")
-			cmd.Dir = root
-			if b, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build ./cmd/tierscaler: %w\n%s", err, b)
+			im, err := image.Load(root, dir)
+			if err != nil {
+				imageErr = fmt.Errorf("the end-to-end tests run the binary from the image: %w", err)
 				return
 			}
-			buildPath = out
-			fmt.Fprintf(os.Stderr, "e2e: built tierscaler in %s\n", time.Since(start).Round(10*time.Millisecond))
+			out, err := exec.Command("bash", filepath.Join(root, "hack", "build.sh"), "--print-version").Output()
+			if err != nil {
+				imageErr = fmt.Errorf("hack/build.sh --print-version: %w", err)
+				return
+			}
+			if f := strings.Fields(string(out)); len(f) != 3 || f[1] != im.Label("org.opencontainers.image.revision") || f[0] != im.Label("org.opencontainers.image.version") {
+				imageErr = fmt.Errorf("the image is of %s (commit %s), the work tree is %s: run `make image`",
+					im.Label("org.opencontainers.image.version"), im.Label("org.opencontainers.image.revision"), strings.TrimSpace(string(out)))
+				return
+			}
+			ep, err := im.Entrypoint()
+			if err == nil {
+				err = image.Traversable(ep)
+			}
+			if err != nil {
+				imageErr = err
+				return
+			}
+			uid, gid, err := im.User()
+			if err != nil {
+				imageErr = err
+				return
+			}
+			imageRun = &imageBinary{path: ep, uid: uid, gid: gid, env: im.Env(), digest: im.Digest,
+				home: filepath.Join(im.Root, "home", "nonroot")}
+			fmt.Fprintf(os.Stderr, "e2e: tierscaler %s from image %s, unpacked in %s\n",
+				im.Label("org.opencontainers.image.version"), im.Digest, time.Since(start).Round(10*time.Millisecond))
 		}()
 	})
 }
 
-// tierscalerBinary waits for the build and returns the binary's path.
-func tierscalerBinary(t *testing.T) string {
+// tierscalerBinary waits for the image and returns its binary.
+func tierscalerBinary(t *testing.T) *imageBinary {
 	t.Helper()
 	select {
-	case <-buildDone:
-	case <-time.After(10 * time.Minute):
-		t.Fatal("go build ./cmd/tierscaler did not finish within 10 minutes")
+	case <-imageDone:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("exporting the image did not finish within 5 minutes")
 	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if imageErr != nil {
+		t.Fatal(imageErr)
 	}
-	return buildPath
+	return imageRun
 }

@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Package emulator plays, for a workload scenario, the parts of OpenFaaS and
 // Kubernetes that pods on kwok nodes lack: the gateway, faas-netes, the
 // watchdogs, the queue-worker and cadvisor. It watches the function

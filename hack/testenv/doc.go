@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Package testenv runs a real, local Kubernetes control plane with fake
 // nodes, plus Prometheus and Alertmanager, for tierscaler's integration and
 // end-to-end tests and for the local cluster of hack/cluster.

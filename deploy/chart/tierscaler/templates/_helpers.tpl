@@ -44,8 +44,20 @@ app.kubernetes.io/component: controller
 {{- default .Chart.AppVersion .Values.image.tag }}
 {{- end }}
 
+{{/*
+The image: [<registry>/]<repository>:<tag>[@<digest>]. With a digest the
+runtime pulls by digest; the tag stays for people reading the spec.
+*/}}
 {{- define "tierscaler.image" -}}
-{{- printf "%s:%s" .Values.image.repository (include "tierscaler.tag" .) }}
+{{- $repo := .Values.image.repository }}
+{{- with .Values.image.registry }}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}
+{{- end }}
+{{- $ref := printf "%s:%s" $repo (include "tierscaler.tag" .) }}
+{{- with .Values.image.digest }}
+{{- $ref = printf "%s@%s" $ref . }}
+{{- end }}
+{{- $ref }}
 {{- end }}
 
 {{- define "tierscaler.serviceAccountName" -}}
@@ -54,6 +66,15 @@ app.kubernetes.io/component: controller
 {{- else }}
 {{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
 {{- end }}
+{{- end }}
+
+{{/*
+The ConfigMap tierscaler keeps its state in (--state-name), in the release
+namespace: <fullname>-state, so that two releases in one namespace keep
+theirs apart (tierscaler-state for the release tierscaler).
+*/}}
+{{- define "tierscaler.stateName" -}}
+{{- printf "%s-state" (include "tierscaler.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* The Secret holding the webhook bearer token. */}}

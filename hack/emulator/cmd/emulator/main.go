@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Command emulator plays the OpenFaaS gateway, watchdogs, queue-worker and
 // cadvisor for a workload scenario on a cluster whose pods run no
 // containers (kwok), and serves their metrics for Prometheus to scrape.
