@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Copyright The tierscaler Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 # hack/bench-vs-keda.sh runs tierscaler and KEDA side by side on the local
 # cluster and prints, at 100 and 1,000 functions per controller, what each
 # costs (Prometheus queries per minute while idle, CPU seconds) and how fast

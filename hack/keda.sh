@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Copyright The tierscaler Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 # hack/keda.sh builds KEDA from the Go module proxy and caches it outside the
 # work tree, for the side-by-side benchmark (hack/bench-vs-keda.sh) and its
 # smoke test (hack/benchvskeda):

@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Package openfaas is tierscaler's model of the OpenFaaS parts it meets:
 // what faas-netes makes of a function, what the gateway exports about it,
 // and what the Community Edition provider and the gateway do to its

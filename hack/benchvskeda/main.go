@@ -1,3 +1,6 @@
+// Copyright The tierscaler Authors.
+// SPDX-License-Identifier: Apache-2.0
+
 // Command benchvskeda runs tierscaler and KEDA side by side on one local
 // cluster and prints what each costs and how fast each reacts. `make
 // bench-vs-keda` runs it through hack/bench-vs-keda.sh.
