@@ -706,10 +706,12 @@ func (q *Querier) build(t time.Time) {
 			if f.Known {
 				add(qFunctions, s.labels, float64(f.Scraped.UnixMilli())/1000)
 			}
-			if f.RejectionsKnown {
+			// The default rejections and invocations queries end in "> 0":
+			// Prometheus drops a function whose rate is 0 from their answers.
+			if f.RejectionsKnown && f.Rejections > 0 {
 				add(qRejections, s.labels, f.Rejections)
 			}
-			if f.InvocationsKnown {
+			if f.InvocationsKnown && f.Invocations > 0 {
 				add(qInvocations, s.labels, f.Invocations)
 			}
 			if f.DurationKnown {
