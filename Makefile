@@ -52,12 +52,16 @@ lint: ## gofmt, go vet, licence headers, actionlint on the workflows.
 test-unit: ## Fast tests: no external processes (-short skips the helm and promtool ones).
 	$(GO) test -short -count=1 $(PKGS)
 
+.PHONY: test-fuzz
+test-fuzz: ## Run every fuzz target for FUZZTIME (default 15s) each (hack/fuzz.sh); a failing input becomes a seed in testdata/fuzz.
+	hack/fuzz.sh
+
 .PHONY: test-integration
 test-integration: tools image ## Tests against a real apiserver, scheduler, controller-manager, kwok, Prometheus and Alertmanager; the image's tests.
 	$(GO) test -count=1 -tags integration -timeout 40m $(PKGS)
 
 .PHONY: test
-test: lint test-unit test-integration ## Every test: lint, unit, integration, end-to-end and the image.
+test: lint test-unit test-fuzz test-integration ## Every test: lint, unit, fuzzing, integration, end-to-end and the image.
 	hack/check-leftovers.sh
 
 .PHONY: bench
