@@ -8,11 +8,14 @@ import (
 	"html"
 	"io"
 	"math"
+	"sort"
 	"strings"
 	"time"
+
+	"github.com/tierscaler/tierscaler/policy"
 )
 
-// Colours of the charts: one per tier, and the markers.
+// Colours of the charts: one per tier, the markers and the strategies.
 const (
 	colorSync     = "#1f77b4"
 	colorCron     = "#ff7f0e"
@@ -20,28 +23,50 @@ const (
 	colorPending  = "#d62728"
 	colorCapacity = "#333333"
 	colorReserved = "#6a51a3"
+	colorHeld     = "#e6550d"
 	colorEvict    = "#d62728"
 	colorShort    = "#9467bd"
+	colorForecast = "#bf8f00"
 	colorMissed   = "#000000"
 	color429      = "#e377c2"
 )
 
+// strategyColors are the strategies' lines in the comparison chart.
+var strategyColors = map[string]string{
+	StrategyStatic:     "#7f7f7f",
+	StrategyIdleOnly:   "#d62728",
+	StrategyTierscaler: "#1f77b4",
+}
+
 // WriteHTML writes a self-contained HTML page (inline CSS and SVG, no
-// script, no external resource): the comparison table, then one panel per
-// strategy with its pods by tier over time (stacked) and event markers,
-// and its reserved CPU and memory against the cluster's allocatable. The
-// CPU and memory axes are shared across panels, so that the panels compare
-// at a glance; each pods chart has its own scale.
-// The page is well-formed XML as well as HTML.
+// script, no external resource), well-formed XML as well as HTML:
+//
+//   - a one-line verdict per strategy;
+//   - the comparison table;
+//   - one chart of every strategy's reserved CPU on one scale;
+//   - one panel per strategy: its pods by tier over time (stacked), the
+//     pods held for upcoming cron fires and rows of event marks (missed
+//     runs, forecast alerts, reservations, shortfalls, evictions, 429s);
+//     its reserved CPU and memory, with the room held for cron fires,
+//     against the cluster's allocatable;
+//   - a glossary whose keys are the table's labels.
+//
+// The strategies that run on the scenario's nodes (all but static) share
+// the scales of their pods, CPU and memory charts, fitted to them, so that
+// they compare at a glance; static, on its own bigger cluster, has its
+// own scales, and says so.
 func (r *Report) WriteHTML(w io.Writer) error {
 	var b strings.Builder
 	e := html.EscapeString
 	fmt.Fprintf(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>tierscaler simulate: %s</title>\n", e(r.Scenario))
 	b.WriteString(`<style>
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px; color: #222; max-width: 1280px; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px; color: #222; max-width: 1300px; }
 h1 { font-size: 22px; margin-bottom: 4px; }
 h2 { font-size: 18px; margin: 28px 0 4px; border-top: 1px solid #ccc; padding-top: 12px; }
 p.sub { color: #555; margin-top: 0; }
+ul.verdicts { list-style: none; padding: 0; margin: 12px 0; font-size: 16px; }
+ul.verdicts li { margin: 4px 0; }
+.bad { color: #b00020; font-weight: 600; }
 table { border-collapse: collapse; font-size: 14px; margin: 12px 0; }
 th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
@@ -56,45 +81,70 @@ dt { font-weight: 600; margin-top: 6px; }
 <body>
 `)
 	fmt.Fprintf(&b, "<h1>tierscaler simulate: %s</h1>\n", e(r.Scenario))
-	fmt.Fprintf(&b, "<p class=\"sub\">%s<br/>%s to %s (%.3g days), seed %d; the same workload under each strategy. Cluster: %d nodes of %s CPU and %s; %d sync, %d cron and %d async functions. Reconcile every %s, model step %s, rate window %s.</p>\n",
+	fmt.Fprintf(&b, "<p class=\"sub\">%s<br/>%s to %s (%.3g days), seed %d; the same workload under each strategy. Cluster: %s of %s CPU and %s; %d sync, %d cron and %d async functions. Reconcile every %s, model step %s, rate window %s.</p>\n",
 		e(r.Description), r.Start.Format("Mon 2006-01-02 15:04 MST"), r.End.Format("Mon 2006-01-02 15:04 MST"), r.Days, r.Seed,
-		r.Nodes, e(r.NodeCPU), e(r.NodeMemory), r.Functions["sync"], r.Functions["cron"], r.Functions["async"], r.Interval, r.Step, r.Window)
+		plural(r.Nodes, "node", "nodes"), e(r.NodeCPU), e(r.NodeMemory), r.Functions[policy.TierSync], r.Functions[policy.TierCron], r.Functions[policy.TierAsync], r.Interval, r.Step, r.Window)
+	b.WriteString("<ul class=\"verdicts\">\n")
+	for _, s := range r.Strategies {
+		fmt.Fprintf(&b, "<li class=\"verdict\" data-strategy=\"%s\"><strong>%s</strong>: ", e(s.Strategy), e(s.Strategy))
+		for i, p := range s.verdict() {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			if p.bad {
+				fmt.Fprintf(&b, "<span class=\"bad\">%s</span>", e(p.text))
+			} else {
+				b.WriteString(e(p.text))
+			}
+		}
+		b.WriteString("</li>\n")
+	}
+	b.WriteString("</ul>\n")
 	writeTable(&b, r)
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "<p class=\"notes\">Note: %s</p>\n", e(n))
 	}
 
-	// The capacity charts share their scales, so that the panels compare
-	// at a glance; the pods chart has its own, so that its dynamics show.
-	var maxCPU, maxMem float64
-	for _, s := range r.Strategies {
-		maxCPU = math.Max(maxCPU, s.AllocatableCPU)
-		maxMem = math.Max(maxMem, s.AllocatableMemoryGiB)
-		for _, p := range s.Timeline.Points {
-			maxCPU = math.Max(maxCPU, p.ReservedCPU)
-			maxMem = math.Max(maxMem, p.ReservedMemoryGiB)
-		}
+	shared := sharedScales(r)
+	if len(r.Strategies) > 1 {
+		comparisonChart(&b, r, shared.cpu)
 	}
 	for _, s := range r.Strategies {
-		fmt.Fprintf(&b, "<h2>%s</h2>\n<p class=\"sub\">%s</p>\n<div class=\"charts\">\n", e(s.Strategy), e(definitions[s.Strategy]))
-		maxPods := 1.0
-		for _, p := range s.Timeline.Points {
-			maxPods = math.Max(maxPods, math.Max(p.Sync+p.Cron+p.Async, p.Pending))
+		sc, note := shared, ""
+		if s.Strategy == StrategyStatic {
+			sc = scalesOf(s)
+			if len(r.Strategies) > 1 {
+				note = fmt.Sprintf(" Static ran on %s: its charts have their own scales.", plural(s.Nodes, "node", "nodes"))
+			}
 		}
-		podsChart(&b, r, s, maxPods*1.05)
-		capacityChart(&b, r, s, "Reserved CPU vs allocatable", "CPU (cores)", maxCPU, s.AllocatableCPU,
-			func(p TimelinePoint) float64 { return p.ReservedCPU })
-		capacityChart(&b, r, s, "Reserved memory vs allocatable", "memory (GiB)", maxMem, s.AllocatableMemoryGiB,
-			func(p TimelinePoint) float64 { return p.ReservedMemoryGiB })
+		fmt.Fprintf(&b, "<h2>%s</h2>\n<p class=\"sub\">%s.%s</p>\n<div class=\"charts\" data-strategy=\"%s\">\n", e(s.Strategy), e(definitions[s.Strategy]), e(note), e(s.Strategy))
+		podsChart(&b, r, s, sc.pods)
+		capacityChart(&b, r, s, "Reserved CPU vs allocatable", "CPU (cores)", sc.cpu, s.AllocatableCPU,
+			func(p TimelinePoint) float64 { return p.ReservedCPU }, func(p TimelinePoint) float64 { return p.HeldCPU })
+		capacityChart(&b, r, s, "Reserved memory vs allocatable", "memory (GiB)", sc.mem, s.AllocatableMemoryGiB,
+			func(p TimelinePoint) float64 { return p.ReservedMemoryGiB }, func(p TimelinePoint) float64 { return p.HeldMemoryGiB })
 		b.WriteString("</div>\n")
 	}
-	b.WriteString("<h2>Definitions</h2>\n<dl class=\"notes\">\n")
-	for _, k := range sortedKeys(r.Definitions) {
-		fmt.Fprintf(&b, "<dt>%s</dt><dd>%s</dd>\n", e(k), e(r.Definitions[k]))
+	b.WriteString("<h2>Glossary</h2>\n<dl class=\"notes glossary\">\n")
+	for _, g := range r.glossary() {
+		fmt.Fprintf(&b, "<dt>%s</dt><dd>%s</dd>\n", e(g[0]), e(g[1]))
 	}
 	b.WriteString("</dl>\n</body>\n</html>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// glossary is the table's labels, in its order (its rows, then its
+// strategy columns), each with its definition.
+func (r *Report) glossary() [][2]string {
+	var out [][2]string
+	for _, sr := range summaryRows {
+		out = append(out, [2]string{sr.label, definitions[sr.key]})
+	}
+	for _, s := range r.Strategies {
+		out = append(out, [2]string{s.Strategy, definitions[s.Strategy]})
+	}
+	return out
 }
 
 func writeTable(b *strings.Builder, r *Report) {
@@ -104,92 +154,234 @@ func writeTable(b *strings.Builder, r *Report) {
 		fmt.Fprintf(b, "<th>%s</th>", e(s.Strategy))
 	}
 	b.WriteString("</tr></thead>\n<tbody>\n")
-	row := func(label string, f func(s *StrategyReport) string) {
-		fmt.Fprintf(b, "<tr><td>%s</td>", e(label))
+	for _, sr := range summaryRows {
+		fmt.Fprintf(b, "<tr><td>%s</td>", e(sr.label))
 		for _, s := range r.Strategies {
-			fmt.Fprintf(b, "<td>%s</td>", e(f(s)))
+			fmt.Fprintf(b, "<td>%s</td>", e(sr.value(s)))
 		}
 		b.WriteString("</tr>\n")
-	}
-	for _, sr := range summaryRows {
-		row(sr.label, sr.value)
 	}
 	b.WriteString("</tbody>\n</table>\n")
 }
 
-// chart geometry.
-const (
-	chartW, chartH         = 420, 260
-	padL, padR, padT, padB = 56, 12, 52, 42
-	plotW, plotH           = chartW - padL - padR, chartH - padT - padB
-	markRowH               = 7
-)
+// scales are the top values of a panel's pods, CPU and memory axes.
+type scales struct{ pods, cpu, mem float64 }
 
+// scalesOf fits the scales to one strategy: its allocatable, and its
+// bound pods, requests and held room at their highest.
+func scalesOf(s *StrategyReport) scales {
+	sc := scales{pods: 1, cpu: s.AllocatableCPU, mem: s.AllocatableMemoryGiB}
+	for _, p := range s.Timeline.Points {
+		sc.pods = math.Max(sc.pods, math.Max(p.Sync+p.Cron+p.Async+p.HeldPods, p.Pending))
+		sc.cpu = math.Max(sc.cpu, p.ReservedCPU+p.HeldCPU)
+		sc.mem = math.Max(sc.mem, p.ReservedMemoryGiB+p.HeldMemoryGiB)
+	}
+	sc.pods = niceMax(sc.pods * 1.05)
+	sc.cpu = niceMax(sc.cpu * 1.05)
+	sc.mem = niceMax(sc.mem * 1.05)
+	return sc
+}
+
+// sharedScales fits the scales to the strategies that run on the
+// scenario's nodes, every one but static (static alone if it ran alone).
+func sharedScales(r *Report) scales {
+	var sc scales
+	n := 0
+	for _, s := range r.Strategies {
+		if s.Strategy == StrategyStatic && len(r.Strategies) > 1 {
+			continue
+		}
+		o := scalesOf(s)
+		sc = scales{math.Max(sc.pods, o.pods), math.Max(sc.cpu, o.cpu), math.Max(sc.mem, o.mem)}
+		n++
+	}
+	if n == 0 {
+		return scales{1, 1, 1}
+	}
+	return sc
+}
+
+// verdictPart is a clause of a strategy's verdict; bad ones are shown as
+// such (work missed, late, refused or cut).
+type verdictPart struct {
+	text string
+	bad  bool
+}
+
+// verdict is the strategy's one-line verdict: cron runs missed and late,
+// cost against static, sync 429s, async wait p95, and what went wrong.
+func (s *StrategyReport) verdict() []verdictPart {
+	var out []verdictPart
+	if s.CronFires > 0 {
+		t := plural(s.CronMissed, "missed cron run", "missed cron runs")
+		if s.CronLate > 0 {
+			t = fmt.Sprintf("%d missed and %d late cron runs", s.CronMissed, s.CronLate)
+		}
+		out = append(out, verdictPart{t, s.CronMissed+s.CronLate > 0})
+	}
+	switch {
+	case s.Strategy == StrategyStatic:
+		out = append(out, verdictPart{text: fmt.Sprintf("the baseline: %.1f CPU-hours and %.1f GiB-hours on %s", s.ReservedCPUHours, s.ReservedMemoryGiBHours, plural(s.Nodes, "node", "nodes"))})
+	case s.CPUPercentOfStatic != nil && s.MemoryPercentOfStatic != nil:
+		out = append(out, verdictPart{text: fmt.Sprintf("%.1f%% of static CPU and %.1f%% of its memory", *s.CPUPercentOfStatic, *s.MemoryPercentOfStatic)})
+	default:
+		out = append(out, verdictPart{text: fmt.Sprintf("%.1f CPU-hours and %.1f GiB-hours", s.ReservedCPUHours, s.ReservedMemoryGiBHours)})
+	}
+	switch {
+	case s.SyncRequests > 0 && s.Sync429Seconds == 0:
+		out = append(out, verdictPart{text: "no sync 429s"})
+	case s.SyncRequests > 0:
+		out = append(out, verdictPart{"sync 429s for " + fmtSeconds(s.Sync429Seconds), true})
+	}
+	if s.AsyncJobs > 0 {
+		out = append(out, verdictPart{text: "async wait p95 " + fmtSeconds(s.AsyncWaitP95)})
+	}
+	if s.PendingPodHours > 0 {
+		out = append(out, verdictPart{text: fmt.Sprintf("%.3g pending pod-hours", s.PendingPodHours)})
+	}
+	if s.ForecastAlerts > 0 {
+		out = append(out, verdictPart{text: plural(s.ForecastAlerts, "forecast alert", "forecast alerts") + " ahead of a fire"})
+	}
+	if s.ZeroedInFlight > 0 {
+		out = append(out, verdictPart{fmt.Sprintf("%d zeroed with work in flight", s.ZeroedInFlight), true})
+	}
+	return out
+}
+
+// Verdict is the strategy's one-line verdict, as the HTML page shows it.
+func (s *StrategyReport) Verdict() string {
+	parts := s.verdict()
+	texts := make([]string, len(parts))
+	for i, p := range parts {
+		texts[i] = p.text
+	}
+	return s.Strategy + ": " + strings.Join(texts, ", ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// fmtSeconds writes a duration given in seconds for people: seconds up to
+// two minutes, then minutes up to two hours, then hours.
+func fmtSeconds(v float64) string {
+	switch {
+	case v == 0:
+		return "0 s"
+	case v < 10:
+		return fmt.Sprintf("%.2g s", v)
+	case v < 120:
+		return fmt.Sprintf("%.0f s", v)
+	case v < 7200:
+		return fmt.Sprintf("%.0f min", v/60)
+	default:
+		return fmt.Sprintf("%.1f h", v/3600)
+	}
+}
+
+// frame is one chart's geometry: an SVG of width w whose plot area is
+// [padL, w-padR] × [top, top+plotH], under a title and legends.
 type frame struct {
 	b          *strings.Builder
+	w, padL    int
+	top, plotH int
 	t0, t1     time.Time
 	ymax       float64
-	extraTop   float64
 	bucketSecs float64
 }
+
+const (
+	padR, padB = 16, 40
+	// eventRowH is the height of a row of event marks; eventFont the size
+	// of its label, smaller than the row so that labels cannot overlap.
+	eventRowH = 14
+	eventFont = 11
+)
+
+func (f *frame) plotW() int { return f.w - f.padL - padR }
 
 func (f *frame) x(t time.Time) float64 {
 	span := f.t1.Sub(f.t0).Seconds()
 	if span <= 0 {
-		return padL
+		return float64(f.padL)
 	}
-	return padL + float64(plotW)*t.Sub(f.t0).Seconds()/span
+	return float64(f.padL) + float64(f.plotW())*t.Sub(f.t0).Seconds()/span
 }
 
 func (f *frame) y(v float64) float64 {
 	if f.ymax <= 0 {
-		return padT + plotH
+		return float64(f.top + f.plotH)
 	}
-	return padT + float64(plotH)*(1-v/f.ymax)
+	v = math.Min(v, f.ymax)
+	return float64(f.top) + float64(f.plotH)*(1-v/f.ymax)
 }
 
 // begin opens an SVG with its title, axes, ticks and labels.
-func (f *frame) begin(title, yLabel string, top float64) {
+func (f *frame) begin(title, yLabel string) {
 	b := f.b
-	h := chartH + int(top)
+	h := f.top + f.plotH + padB
 	fmt.Fprintf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"%s\">\n",
-		chartW, h, chartW, h, html.EscapeString(title))
-	fmt.Fprintf(b, "<text x=\"%d\" y=\"16\" font-size=\"14\" font-weight=\"600\">%s</text>\n", padL, html.EscapeString(title))
-	fmt.Fprintf(b, "<g transform=\"translate(0,%.0f)\">\n", top)
-	// y grid and ticks
+		f.w, h, f.w, h, html.EscapeString(title))
+	fmt.Fprintf(b, "<text x=\"%d\" y=\"16\" font-size=\"14\" font-weight=\"600\">%s</text>\n", f.padL, html.EscapeString(title))
+	bottom, right := f.top+f.plotH, f.padL+f.plotW()
 	step := niceStep(f.ymax, 5)
 	for v := 0.0; v <= f.ymax+1e-9 && step > 0; v += step {
 		y := f.y(v)
-		fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n", padL, y, padL+plotW, y)
-		fmt.Fprintf(b, "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%s</text>\n", padL-4, y+4, fmtTick(v))
+		fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n", f.padL, y, right, y)
+		fmt.Fprintf(b, "<text class=\"tick-y\" x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%s</text>\n", f.padL-4, y+4, fmtTick(v))
 	}
-	// x ticks
 	for _, t := range timeTicks(f.t0, f.t1) {
 		x := f.x(t)
-		fmt.Fprintf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#999\"/>\n", x, padT+plotH, x, padT+plotH+4)
-		fmt.Fprintf(b, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%s</text>\n", x, padT+plotH+16, timeLabel(t, f.t1.Sub(f.t0)))
+		fmt.Fprintf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#999\"/>\n", x, bottom, x, bottom+4)
+		fmt.Fprintf(b, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%s</text>\n", x, bottom+16, timeLabel(t, f.t1.Sub(f.t0)))
 	}
-	// axes
-	fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", padL, padT, padL, padT+plotH)
-	fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", padL, padT+plotH, padL+plotW, padT+plotH)
-	fmt.Fprintf(b, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">time (%s)</text>\n", padL+plotW/2, padT+plotH+32, f.t0.Location())
+	fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", f.padL, f.top, f.padL, bottom)
+	fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", f.padL, bottom, right, bottom)
+	fmt.Fprintf(b, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">time (%s)</text>\n", f.padL+f.plotW()/2, bottom+32, f.t0.Location())
+	mid := f.top + f.plotH/2
 	fmt.Fprintf(b, "<text x=\"14\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\" transform=\"rotate(-90 14 %d)\">%s</text>\n",
-		padT+plotH/2, padT+plotH/2, html.EscapeString(yLabel))
+		mid, mid, html.EscapeString(yLabel))
 }
 
-func (f *frame) end() { f.b.WriteString("</g>\n</svg>\n") }
+func (f *frame) end() { f.b.WriteString("</svg>\n") }
 
-// legend writes swatches in a row above the plot.
-func (f *frame) legend(y float64, items ...[2]string) {
-	x := float64(padL)
+// legend writes swatches in rows at y, wrapping at the plot's width. A
+// swatch is a filled square, or a dashed line for items whose style is
+// "dash".
+func (f *frame) legend(y float64, items ...legendItem) {
+	x := float64(f.padL)
 	for _, it := range items {
-		fmt.Fprintf(f.b, "<rect x=\"%.0f\" y=\"%.0f\" width=\"10\" height=\"10\" fill=\"%s\"/>", x, y-9, it[1])
-		fmt.Fprintf(f.b, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">%s</text>\n", x+13, y, html.EscapeString(it[0]))
-		x += 13 + 6.2*float64(len(it[0])) + 12
+		w := 16 + 6.5*float64(len(it.name)) + 14
+		if x+w > float64(f.w-padR) && x > float64(f.padL) {
+			x, y = float64(f.padL), y+16
+		}
+		if it.dash {
+			fmt.Fprintf(f.b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" stroke-width=\"2\" stroke-dasharray=\"4 2\"/>", x, y-4, x+12, y-4, it.color)
+		} else {
+			fmt.Fprintf(f.b, "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"10\" fill=\"%s\" fill-opacity=\"%.2g\"/>", x, y-9, it.color, it.opacity())
+		}
+		fmt.Fprintf(f.b, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">%s</text>\n", x+16, y, html.EscapeString(it.name))
+		x += w
 	}
 }
 
-// path renders the points (bucket midpoints) of values as an SVG path.
+type legendItem struct {
+	name, color string
+	dash        bool
+	alpha       float64
+}
+
+func (it legendItem) opacity() float64 {
+	if it.alpha == 0 {
+		return 1
+	}
+	return it.alpha
+}
+
+// points renders the values at the buckets' midpoints as SVG points.
 func (f *frame) points(pts []TimelinePoint, v func(p TimelinePoint) float64) []string {
 	out := make([]string, len(pts))
 	half := time.Duration(f.bucketSecs / 2 * 1e9)
@@ -199,80 +391,256 @@ func (f *frame) points(pts []TimelinePoint, v func(p TimelinePoint) float64) []s
 	return out
 }
 
-func podsChart(b *strings.Builder, r *Report, s *StrategyReport, ymax float64) {
-	f := &frame{b: b, t0: r.Start, t1: r.End, ymax: niceMax(ymax), bucketSecs: s.Timeline.BucketSeconds}
-	top := float64(4*markRowH + 8)
-	f.begin("Pods on nodes by tier (stacked), and events", "pods", top)
-	pts := s.Timeline.Points
-	layers := []struct {
-		name, color string
-		v           func(p TimelinePoint) float64
-	}{
-		{"sync", colorSync, func(p TimelinePoint) float64 { return p.Sync }},
-		{"cron", colorCron, func(p TimelinePoint) float64 { return p.Sync + p.Cron }},
-		{"async", colorAsync, func(p TimelinePoint) float64 { return p.Sync + p.Cron + p.Async }},
+// band fills the area between lower and upper.
+func (f *frame) band(pts []TimelinePoint, lower, upper func(p TimelinePoint) float64, attrs string) {
+	up := f.points(pts, upper)
+	lo := f.points(pts, lower)
+	for i, j := 0, len(lo)-1; i < j; i, j = i+1, j-1 {
+		lo[i], lo[j] = lo[j], lo[i]
 	}
+	fmt.Fprintf(f.b, "<polygon points=\"%s %s\" %s/>\n", strings.Join(up, " "), strings.Join(lo, " "), attrs)
+}
+
+func zero(TimelinePoint) float64 { return 0 }
+
+// eventRow is a row of marks above the pods chart: one mark per bucket
+// with events, its count and the first events in a tooltip.
+type eventRow struct {
+	name, color string
+	// n is the bucket's count, or amount (pods held, seconds of 429s).
+	n func(p TimelinePoint) float64
+	// shade: the mark's opacity follows n, relative to its largest.
+	shade bool
+	// unit says what n counts, for the tooltip.
+	unit string
+	// marks are the report's marks of the row, for the tooltip; spans
+	// draws, for each, a light band from its time to its fire time.
+	marks func(m Mark) bool
+	spans bool
+}
+
+// eventRows are the pods chart's rows, most serious first.
+var eventRows = []eventRow{
+	{name: "missed cron runs", color: colorMissed, unit: "missed cron runs", n: func(p TimelinePoint) float64 { return float64(p.CronMissed) }},
+	{name: "forecast alerts", color: colorForecast, unit: "forecast alerts (cron at risk) raised",
+		n:     func(p TimelinePoint) float64 { return float64(p.Forecasts) },
+		marks: func(m Mark) bool { return m.Kind == "shortfall" && m.Detail == string(policy.ShortfallCronAtRisk) }, spans: true},
+	{name: "reservations", color: colorHeld, unit: "pods held for upcoming cron fires (mean)", shade: true,
+		n:     func(p TimelinePoint) float64 { return p.HeldPods },
+		marks: func(m Mark) bool { return m.Kind == "reservation" }},
+	{name: "other shortfalls", color: colorShort, unit: "shortfall episodes",
+		n:     func(p TimelinePoint) float64 { return float64(p.Shortfalls) },
+		marks: func(m Mark) bool { return m.Kind == "shortfall" && m.Detail != string(policy.ShortfallCronAtRisk) }},
+	{name: "evictions", color: colorEvict, unit: "evictions", n: func(p TimelinePoint) float64 { return float64(p.Evictions) },
+		marks: func(m Mark) bool { return m.Kind == "eviction" }},
+	{name: "sync 429s", color: color429, unit: "seconds of sync 429s", n: func(p TimelinePoint) float64 { return p.Sync429Seconds }},
+}
+
+const (
+	wideW   = 1280
+	narrowW = 636
+	// wideL leaves room for the event rows' labels.
+	wideL, narrowL = 118, 56
+)
+
+func podsChart(b *strings.Builder, r *Report, s *StrategyReport, ymax float64) {
+	rowsTop := 50
+	f := &frame{b: b, w: wideW, padL: wideL, top: rowsTop + len(eventRows)*eventRowH + 14, plotH: 210,
+		t0: r.Start, t1: r.End, ymax: ymax, bucketSecs: s.Timeline.BucketSeconds}
+	f.begin("Pods on nodes by tier (stacked), pods held for cron fires, and events", "pods")
+	pts := s.Timeline.Points
+	bound := func(p TimelinePoint) float64 { return p.Sync + p.Cron + p.Async }
 	if len(pts) > 0 {
-		lower := func(TimelinePoint) float64 { return 0 }
-		for _, l := range layers {
-			up := f.points(pts, l.v)
-			lo := f.points(pts, lower)
-			for i, j := 0, len(lo)-1; i < j; i, j = i+1, j-1 {
-				lo[i], lo[j] = lo[j], lo[i]
-			}
-			fmt.Fprintf(b, "<polygon points=\"%s %s\" fill=\"%s\" fill-opacity=\"0.8\" stroke=\"none\"/>\n", strings.Join(up, " "), strings.Join(lo, " "), l.color)
+		lower := zero
+		for _, l := range []struct {
+			color string
+			v     func(p TimelinePoint) float64
+		}{
+			{colorSync, func(p TimelinePoint) float64 { return p.Sync }},
+			{colorCron, func(p TimelinePoint) float64 { return p.Sync + p.Cron }},
+			{colorAsync, bound},
+		} {
+			f.band(pts, lower, l.v, fmt.Sprintf("fill=\"%s\" fill-opacity=\"0.8\" stroke=\"none\"", l.color))
 			lower = l.v
+		}
+		if hasHeld(s) {
+			f.band(pts, bound, func(p TimelinePoint) float64 { return bound(p) + p.HeldPods },
+				fmt.Sprintf("fill=\"%s\" fill-opacity=\"0.35\" stroke=\"none\"", colorHeld))
 		}
 		if s.PendingPodHours > 0 {
 			fmt.Fprintf(b, "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" stroke-dasharray=\"4 2\"/>\n",
 				strings.Join(f.points(pts, func(p TimelinePoint) float64 { return p.Pending }), " "), colorPending)
 		}
 	}
-	// Marker rows above the plot, labelled in the left margin: one mark
-	// per bucket with events, its count in a tooltip.
-	rows := []struct {
-		name, color string
-		n           func(p TimelinePoint) float64
-	}{
-		{"evictions", colorEvict, func(p TimelinePoint) float64 { return float64(p.Evictions) }},
-		{"shortfalls", colorShort, func(p TimelinePoint) float64 { return float64(p.Shortfalls) }},
-		{"missed cron", colorMissed, func(p TimelinePoint) float64 { return float64(p.CronMissed) }},
-		{"sync 429s", color429, func(p TimelinePoint) float64 { return p.Sync429Seconds }},
+	items := []legendItem{{name: "sync", color: colorSync}, {name: "cron", color: colorCron}, {name: "async", color: colorAsync}}
+	if hasHeld(s) {
+		items = append(items, legendItem{name: "held for upcoming cron fires (reservations)", color: colorHeld, alpha: 0.35})
 	}
-	for i, row := range rows {
-		y := float64(padT) - top + 4 + float64(i*markRowH)
-		fmt.Fprintf(b, "<text x=\"%d\" y=\"%.1f\" font-size=\"8\" text-anchor=\"end\" fill=\"%s\">%s</text>\n", padL-3, y+markRowH-2, row.color, row.name)
-		fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#eee\"/>\n", padL, y+float64(markRowH)/2, padL+plotW, y+float64(markRowH)/2)
-		for _, p := range pts {
-			if n := row.n(p); n > 0 {
-				x := f.x(p.T)
-				w := math.Max(1.5, f.x(p.T.Add(time.Duration(f.bucketSecs*1e9)))-x)
-				fmt.Fprintf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"%s\"><title>%s: %s at %s</title></rect>\n",
-					x, y, w, markRowH-1, row.color, row.name, fmtTick(n), p.T.Format(time.RFC3339))
-			}
-		}
+	if s.PendingPodHours > 0 {
+		items = append(items, legendItem{name: "pending (no node)", color: colorPending, dash: true})
 	}
-	f.legend(float64(padT)-top-10, [2]string{"sync", colorSync}, [2]string{"cron", colorCron}, [2]string{"async", colorAsync}, [2]string{"pending (no node)", colorPending})
+	f.legend(34, items...)
+	eventMarks(f, s, rowsTop)
 	f.end()
 }
 
-func capacityChart(b *strings.Builder, r *Report, s *StrategyReport, title, yLabel string, ymax, capacity float64, v func(p TimelinePoint) float64) {
-	f := &frame{b: b, t0: r.Start, t1: r.End, ymax: niceMax(ymax * 1.05), bucketSecs: s.Timeline.BucketSeconds}
-	f.begin(title, yLabel, 0)
+// eventMarks draws the event rows from y top down, each labelled in the
+// left margin.
+func eventMarks(f *frame, s *StrategyReport, top int) {
+	b := f.b
+	pts := s.Timeline.Points
+	bucket := time.Duration(f.bucketSecs * 1e9)
+	for i, row := range eventRows {
+		y := float64(top + i*eventRowH)
+		fmt.Fprintf(b, "<text class=\"row-label\" x=\"%d\" y=\"%.1f\" font-size=\"%d\" text-anchor=\"end\" fill=\"%s\">%s</text>\n",
+			f.padL-6, y+eventFont, eventFont, row.color, html.EscapeString(row.name))
+		fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#eee\"/>\n", f.padL, y+eventRowH/2, f.padL+f.plotW(), y+eventRowH/2)
+		var marks []Mark
+		if row.marks != nil {
+			for _, m := range s.Marks {
+				if row.marks(m) {
+					marks = append(marks, m)
+				}
+			}
+		}
+		if row.spans {
+			for _, m := range marks {
+				if m.Fire.After(m.T) {
+					x0, x1 := f.x(m.T), f.x(m.Fire)
+					fmt.Fprintf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"%s\" fill-opacity=\"0.25\"/>\n",
+						x0, y+3, math.Max(1, x1-x0), eventRowH-7, row.color)
+				}
+			}
+		}
+		peak := 0.0
+		for _, p := range pts {
+			peak = math.Max(peak, row.n(p))
+		}
+		j := 0
+		for _, p := range pts {
+			n := row.n(p)
+			if n <= 0 {
+				continue
+			}
+			end := p.T.Add(bucket)
+			var in []Mark
+			for ; j < len(marks) && marks[j].T.Before(end); j++ {
+				if !marks[j].T.Before(p.T) {
+					in = append(in, marks[j])
+				}
+			}
+			opacity := 1.0
+			if row.shade && peak > 0 {
+				opacity = 0.25 + 0.75*n/peak
+			}
+			x := f.x(p.T)
+			w := math.Max(1.5, f.x(end)-x)
+			fmt.Fprintf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"%s\" fill-opacity=\"%.2f\"><title>%s</title></rect>\n",
+				x, y+1, w, eventRowH-2, row.color, opacity, html.EscapeString(markTitle(row, n, p.T, in)))
+		}
+	}
+}
+
+// markTitle is a mark's tooltip: its count, its time, and its first
+// events.
+func markTitle(row eventRow, n float64, t time.Time, in []Mark) string {
+	s := fmt.Sprintf("%s %s at %s", fmtTick(round(n, 2)), row.unit, t.Format("2006-01-02 15:04"))
+	for i, m := range in {
+		if i == 3 {
+			s += fmt.Sprintf("; and %d more", len(in)-3)
+			break
+		}
+		s += "; " + m.Function
+		if !m.Fire.IsZero() {
+			s += fmt.Sprintf(" fires at %s", m.Fire.Format("15:04"))
+			if m.Kind == "shortfall" {
+				s += fmt.Sprintf(" (raised %s ahead)", fmtSeconds(m.Fire.Sub(m.T).Seconds()))
+			}
+		}
+		if m.Kind != "shortfall" || m.Fire.IsZero() {
+			if m.Detail != "" {
+				s += " (" + m.Detail + ")"
+			}
+		}
+	}
+	return s
+}
+
+func hasHeld(s *StrategyReport) bool {
+	for _, p := range s.Timeline.Points {
+		if p.HeldPods > 0 || p.HeldCPU > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func capacityChart(b *strings.Builder, r *Report, s *StrategyReport, title, yLabel string, ymax, capacity float64, v, held func(p TimelinePoint) float64) {
+	f := &frame{b: b, w: narrowW, padL: narrowL, top: 66, plotH: 170, t0: r.Start, t1: r.End, ymax: ymax, bucketSecs: s.Timeline.BucketSeconds}
+	f.begin(title, yLabel)
 	pts := s.Timeline.Points
 	if len(pts) > 0 {
-		up := f.points(pts, v)
-		lo := f.points(pts, func(TimelinePoint) float64 { return 0 })
-		for i, j := 0, len(lo)-1; i < j; i, j = i+1, j-1 {
-			lo[i], lo[j] = lo[j], lo[i]
+		f.band(pts, zero, v, fmt.Sprintf("fill=\"%s\" fill-opacity=\"0.5\" stroke=\"%s\" stroke-width=\"1\"", colorReserved, colorReserved))
+		if hasHeld(s) {
+			f.band(pts, v, func(p TimelinePoint) float64 { return v(p) + held(p) },
+				fmt.Sprintf("fill=\"%s\" fill-opacity=\"0.35\" stroke=\"none\"", colorHeld))
 		}
-		fmt.Fprintf(b, "<polygon points=\"%s %s\" fill=\"%s\" fill-opacity=\"0.5\" stroke=\"%s\" stroke-width=\"1\"/>\n",
-			strings.Join(up, " "), strings.Join(lo, " "), colorReserved, colorReserved)
 	}
 	y := f.y(capacity)
 	fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\n",
-		padL, y, padL+plotW, y, colorCapacity)
-	f.legend(float64(padT)-8, [2]string{"reserved (requests of bound pods)", colorReserved}, [2]string{fmt.Sprintf("allocatable (%d nodes)", s.Nodes), colorCapacity})
+		f.padL, y, f.padL+f.plotW(), y, colorCapacity)
+	items := []legendItem{{name: "reserved (requests of bound pods)", color: colorReserved, alpha: 0.5}}
+	if hasHeld(s) {
+		items = append(items, legendItem{name: "held for cron fires", color: colorHeld, alpha: 0.35})
+	}
+	items = append(items, legendItem{name: fmt.Sprintf("allocatable (%s)", plural(s.Nodes, "node", "nodes")), color: colorCapacity, dash: true})
+	f.legend(34, items...)
+	f.end()
+}
+
+// comparisonChart draws every strategy's reserved CPU on one scale, the
+// shared one: a strategy above it (static, on its bigger cluster) is cut
+// at the top and says so in the legend.
+func comparisonChart(b *strings.Builder, r *Report, ymax float64) {
+	bucket := 0.0
+	if len(r.Strategies) > 0 {
+		bucket = r.Strategies[0].Timeline.BucketSeconds
+	}
+	f := &frame{b: b, w: wideW, padL: wideL, top: 44, plotH: 200, t0: r.Start, t1: r.End, ymax: ymax, bucketSecs: bucket}
+	f.begin("Reserved CPU of every strategy, on one scale", "CPU (cores)")
+	var items []legendItem
+	names := make([]string, 0, len(r.Strategies))
+	for _, s := range r.Strategies {
+		names = append(names, s.Strategy)
+	}
+	sort.SliceStable(names, func(i, j int) bool { return names[i] == StrategyStatic && names[j] != StrategyStatic })
+	for _, name := range names {
+		s := r.Strategy(name)
+		color := strategyColors[name]
+		f.bucketSecs = s.Timeline.BucketSeconds
+		if len(s.Timeline.Points) > 0 {
+			fmt.Fprintf(b, "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\"/>\n",
+				strings.Join(f.points(s.Timeline.Points, func(p TimelinePoint) float64 { return p.ReservedCPU }), " "), color)
+		}
+		label := fmt.Sprintf("%s (peak %.3g)", name, s.PeakReservedCPU)
+		if s.PeakReservedCPU > ymax {
+			label = fmt.Sprintf("%s (peak %.3g, cut at the top)", name, s.PeakReservedCPU)
+		}
+		items = append(items, legendItem{name: label, color: color})
+	}
+	alloc := 0.0
+	for _, s := range r.Strategies {
+		if s.Strategy != StrategyStatic {
+			alloc = math.Max(alloc, s.AllocatableCPU)
+		}
+	}
+	if alloc > 0 {
+		y := f.y(alloc)
+		fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.5\" stroke-dasharray=\"6 3\"/>\n",
+			f.padL, y, f.padL+f.plotW(), y, colorCapacity)
+		items = append(items, legendItem{name: fmt.Sprintf("allocatable of the scenario's %s", plural(r.Nodes, "node", "nodes")), color: colorCapacity, dash: true})
+	}
+	f.legend(34, items...)
 	f.end()
 }
 

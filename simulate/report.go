@@ -105,6 +105,12 @@ type StrategyReport struct {
 
 	Evictions         int `json:"evictions"`
 	ShortfallEpisodes int `json:"shortfallEpisodes"`
+	// ForecastAlerts counts the shortfall episodes that are forecasts
+	// (cron-at-risk), raised before the fire they concern.
+	ForecastAlerts int `json:"forecastAlerts"`
+	// Reservations counts the cron fires for which a plan held room
+	// (policy.Reservation), each fire once.
+	Reservations int `json:"reservations"`
 	// ZeroedInFlight counts the functions scaled to zero while they had
 	// work in flight (a real pod's termination would cut it);
 	// ZeroedInFlightBy splits it by function.
@@ -112,8 +118,8 @@ type StrategyReport struct {
 	ZeroedInFlightBy   map[string]int `json:"zeroedInFlightBy,omitempty"`
 	ShortfallsByReason map[string]int `json:"shortfallsByReason,omitempty"`
 
-	// Marks are the evictions, shortfall episodes and zeroings with work
-	// in flight (the first maxMarks of each), for the charts.
+	// Marks are the evictions, shortfall episodes, zeroings with work in
+	// flight and reservations (the first maxMarks of each), for the charts.
 	Marks    []Mark   `json:"marks,omitempty"`
 	Timeline Timeline `json:"timeline"`
 }
@@ -127,11 +133,16 @@ type TierReserve struct {
 // Mark is an event on the timeline.
 type Mark struct {
 	T time.Time `json:"t"`
-	// Kind is eviction, shortfall or zeroed-in-flight.
+	// Kind is eviction, shortfall, zeroed-in-flight or reservation (the
+	// first plan that held room for a cron fire).
 	Kind     string `json:"kind"`
 	Function string `json:"function"`
-	// Detail is the claim an eviction served, or a shortfall's reason.
+	// Detail is the claim an eviction served, a shortfall's reason, or the
+	// pods a reservation held ("2 pods", "1 pod, 1 missing").
 	Detail string `json:"detail,omitempty"`
+	// Fire is the cron fire a reservation or a forecast (cron-at-risk)
+	// concerns.
+	Fire time.Time `json:"fire,omitzero"`
 }
 
 // Timeline is the strategy's use over time, in buckets of equal length.
@@ -152,31 +163,49 @@ type TimelinePoint struct {
 	ReservedCPU       float64 `json:"reservedCPU"`
 	ReservedMemoryGiB float64 `json:"reservedMemoryGiB"`
 	Evictions         int     `json:"evictions,omitempty"`
-	Shortfalls        int     `json:"shortfalls,omitempty"`
-	Sync429Seconds    float64 `json:"sync429Seconds,omitempty"`
-	CronMissed        int     `json:"cronMissed,omitempty"`
+	// Shortfalls are the shortfall episodes that began in the bucket, but
+	// forecasts; Forecasts the forecasts (cron-at-risk) raised in it.
+	Shortfalls     int     `json:"shortfalls,omitempty"`
+	Forecasts      int     `json:"forecasts,omitempty"`
+	Sync429Seconds float64 `json:"sync429Seconds,omitempty"`
+	CronMissed     int     `json:"cronMissed,omitempty"`
+	// HeldPods, HeldCPU and HeldMemoryGiB are the pods and the room the
+	// plans held for upcoming cron fires (their reservations), as of the
+	// last reconcile.
+	HeldPods      float64 `json:"heldPods,omitempty"`
+	HeldCPU       float64 `json:"heldCPU,omitempty"`
+	HeldMemoryGiB float64 `json:"heldMemoryGiB,omitempty"`
 }
 
 // maxMarks bounds the marks of each kind kept in the report.
 const maxMarks = 2000
 
-// definitions explain the figures; they go into report.json and
-// docs/simulate.md says the same.
+// definitions explain the figures and the strategies, for people: no Go
+// identifiers. They go into report.json; the HTML page's glossary gives, for
+// each row of the table (summaryRows' key) and each strategy, its
+// definition under the table's own label. docs/simulate.md says the same.
 var definitions = map[string]string{
+	"nodes":           "nodes the strategy ran on, and their allocatable CPU (cores) and memory (GiB) in total",
 	"reserved":        "requests (CPU, memory) of the pods bound to a node, integrated over time; pending pods reserve nothing",
+	"peakReserved":    "the largest CPU and memory requested by bound pods at one time, and the most pods bound at one time",
 	"peakNodesNeeded": "nodes of the scenario's shape needed to hold the peak reserved requests: max over time of ceil(max(CPU/node CPU, memory/node memory, pods/node pods)); a lower bound that ignores fragmentation",
-	"sync429Seconds":  "per sync function, the sample intervals (Step) in which it refused at least half a request (429), in seconds, summed over the sync functions",
-	"cronMissed":      "synchronous cron fires that found no free Ready replica (the model's CronMissed)",
-	"cronLate":        "cron runs invoked through the queue that started after their fire time (the model's CronLate)",
+	"pendingPodHours": "pods left Pending (no node had room), integrated over time",
+	"sync429Seconds":  "per sync function, the sample intervals (the model step) in which it refused at least half a request (429), in seconds, summed over the sync functions",
+	"sync429Count":    "requests the sync functions refused with a 429, and the requests offered to them",
+	"cronFires":       "cron fires; missed: synchronous fires that found no free Ready replica; late: runs invoked through the queue that started after their fire time",
+	"asyncJobs":       "async jobs that started during the simulation",
 	"asyncWait":       "wait of async jobs from arrival to start; p50 and p95 interpolated in the model's wait histogram buckets (as histogram_quantile), max exact",
 	"evictions":       "functions tierscaler scaled to zero to make room for another's claim (evict-for-capacity)",
-	"zeroedInFlight":  "functions a strategy scaled to zero while they had requests, runs or jobs in flight (the model's Inflight): work a real pod termination would cut",
+	"zeroedInFlight":  "functions a strategy scaled to zero while they had requests, runs or jobs in flight: work a real pod termination would cut",
 	"shortfallEpisodes": "shortfalls handed to the alert sink: a function and reason active in a cycle and not in the previous one; " +
 		"metrics-unavailable counts once per episode",
-	"static": "every function at its initialReplicas; the cluster grows (same node shape) until every pod has a node, so static is accounted in full",
+	"forecastAlerts": "cron-at-risk shortfalls (the TierscalerCronAtRisk alert): a cron fire whose reservation does not fit, raised before the fire; also counted in the shortfall episodes",
+	"reservations":   "cron fires for which tierscaler's plan held room ahead of time (pods placed on the capacity expected at the prewarm), each fire counted once",
+	"reconciles":     "decision cycles the strategy ran (one every policy interval)",
+	"static":         "every function at its initial replicas; the cluster grows (same node shape) until every pod has a node, so static is accounted in full",
 	"idle-only": "scale-to-zero as KEDA or OpenFaaS Pro: zero after the cooldown without invocations, in-flight or queued work; activation on demand; " +
-		"load scaling to ceil(in-flight/(max_inflight×0.9)) and ceil(pending/pendingPerReplica); no tiers, no preemption; on the scenario's nodes",
-	"tierscaler": "the real controller (scaler.Controller and policy.Decide) reconciling every policy interval on the scenario's nodes",
+		"load scaling to ceil(in-flight/(max_inflight×0.9)) and ceil(queued/pending per replica); no tiers, no preemption; on the scenario's nodes",
+	"tierscaler": "the real controller and its decision engine, reconciling every policy interval on the scenario's nodes",
 }
 
 func newReport(cfg *Config, start time.Time) *Report {
@@ -243,9 +272,9 @@ func round(v float64, digits int) float64 {
 
 // accountant integrates one strategy's figures as the simulation runs.
 type accountant struct {
-	w     *world
-	start time.Time
-	shape policy.Resources
+	w          *world
+	start, end time.Time
+	shape      policy.Resources
 
 	reservedMilliCPUSec [3]float64
 	reservedByteSec     [3]float64
@@ -263,6 +292,15 @@ type accountant struct {
 	evictionMarks       int
 	shortfallMarks      int
 	zeroedMarks         int
+	forecasts           int
+	// reserved are the cron fires (function and fire time) that held a
+	// reservation in an earlier plan and have not fired yet; reservations
+	// counts every fire that ever held one, reservationMarks the marks.
+	reserved         map[reservedFire]bool
+	reservations     int
+	reservationMarks int
+	// held is the room the last plan's reservations hold.
+	held heldRoom
 
 	// syncIdx are the sync functions' indices in the sampled observations;
 	// syncRejected their 429s at the previous sample.
@@ -276,7 +314,7 @@ type accountant struct {
 }
 
 func newAccountant(cfg *Config, w *world, start time.Time) *accountant {
-	a := &accountant{w: w, start: start, shape: w.cluster.NodeShape(), shortfallsByReason: map[string]int{}, sync429By: map[string]float64{}}
+	a := &accountant{w: w, start: start, end: start.Add(cfg.Duration), shape: w.cluster.NodeShape(), shortfallsByReason: map[string]int{}, sync429By: map[string]float64{}}
 	for i, key := range w.keys {
 		if f, _ := w.model.Function(key); f.Tier == policy.TierSync {
 			a.syncIdx = append(a.syncIdx, i)
@@ -327,6 +365,63 @@ func (a *accountant) span(from, to time.Time) {
 	p.Pending += float64(pending) * w
 	p.ReservedCPU += float64(cpu) / 1000 * w
 	p.ReservedMemoryGiB += float64(mem) / gib * w
+	p.HeldPods += a.held.pods * w
+	p.HeldCPU += a.held.milliCPU / 1000 * w
+	p.HeldMemoryGiB += a.held.memory / gib * w
+}
+
+// reservedFire is one cron fire of one function.
+type reservedFire struct {
+	key  string
+	fire time.Time
+}
+
+// heldRoom is the pods and room a plan's reservations hold.
+type heldRoom struct {
+	pods, milliCPU, memory float64
+}
+
+// planned records the reservations of the plan decided at t: the room they
+// hold until the next plan, and a mark for each fire that holds one for
+// the first time.
+func (a *accountant) planned(t time.Time, plan *policy.Plan) {
+	a.held = heldRoom{}
+	if plan == nil {
+		return
+	}
+	if a.reserved == nil {
+		a.reserved = map[reservedFire]bool{}
+	}
+	for k := range a.reserved {
+		if !k.fire.After(t) {
+			delete(a.reserved, k)
+		}
+	}
+	for i := range plan.Reservations {
+		r := &plan.Reservations[i]
+		a.held.pods += float64(r.Pods)
+		for _, n := range r.Nodes {
+			a.held.milliCPU += float64(n.Held.MilliCPU)
+			a.held.memory += float64(n.Held.Memory)
+		}
+		k := reservedFire{r.Key(), r.Fire}
+		if a.reserved[k] {
+			continue
+		}
+		a.reserved[k] = true
+		a.reservations++
+		if a.reservationMarks < maxMarks {
+			a.reservationMarks++
+			detail := fmt.Sprintf("%d pods", r.Pods)
+			if r.Pods == 1 {
+				detail = "1 pod"
+			}
+			if r.Missing > 0 {
+				detail += fmt.Sprintf(", %d missing", r.Missing)
+			}
+			a.marks = append(a.marks, Mark{T: t.UTC(), Kind: "reservation", Function: r.Key(), Detail: detail, Fire: r.Fire.UTC()})
+		}
+	}
 }
 
 // nodesFor is the nodes of shape needed to hold r, ignoring fragmentation.
@@ -393,14 +488,22 @@ func (a *accountant) evicted(t time.Time, act policy.Action) {
 func (a *accountant) shortfall(t time.Time, sf policy.Shortfall) {
 	a.shortfalls++
 	a.shortfallsByReason[string(sf.Reason)]++
-	a.point(t).Shortfalls++
+	m := Mark{T: t.UTC(), Kind: "shortfall", Detail: string(sf.Reason)}
+	if sf.Function != "" {
+		m.Function = sf.Key()
+	}
+	if sf.Reason == policy.ShortfallCronAtRisk {
+		a.forecasts++
+		a.point(t).Forecasts++
+		if !sf.Deadline.IsZero() {
+			m.Fire = sf.Deadline.UTC()
+		}
+	} else {
+		a.point(t).Shortfalls++
+	}
 	if a.shortfallMarks < maxMarks {
 		a.shortfallMarks++
-		fn := sf.Key()
-		if sf.Function == "" {
-			fn = ""
-		}
-		a.marks = append(a.marks, Mark{T: t.UTC(), Kind: "shortfall", Function: fn, Detail: string(sf.Reason)})
+		a.marks = append(a.marks, m)
 	}
 }
 
@@ -414,6 +517,7 @@ func (a *accountant) report(name string) *StrategyReport {
 		PeakReservedCPU: float64(a.peakCPU) / 1000, PeakReservedMemoryGiB: round(float64(a.peakMem)/gib, 3),
 		PeakPods: a.peakPods, PeakNodesNeeded: a.peakNodes, PendingPodHours: round(a.pendingPodSec/3600, 3),
 		Sync429Seconds: a.sync429Seconds, Evictions: a.evictions, ShortfallEpisodes: a.shortfalls,
+		ForecastAlerts: a.forecasts, Reservations: a.reservations,
 		Marks: a.marks, Timeline: Timeline{BucketSeconds: a.bucket.Seconds(), Points: a.points},
 	}
 	if len(a.sync429By) > 0 {
@@ -470,10 +574,22 @@ func (a *accountant) report(name string) *StrategyReport {
 	r.AsyncWaitP95 = round(quantile(waits, 0.95), 3)
 	r.AsyncWaitMax = round(waits.Max.Seconds(), 3)
 	r.AsyncWaitMean = round(waits.Mean().Seconds(), 3)
+	if n := len(r.Timeline.Points); n > 0 {
+		// The last bucket may be cut short by the end: its means are over
+		// the time it covers.
+		p := &r.Timeline.Points[n-1]
+		if covered := a.end.Sub(p.T); covered > 0 && covered < a.bucket {
+			k := float64(a.bucket) / float64(covered)
+			p.Sync, p.Cron, p.Async, p.Pending = p.Sync*k, p.Cron*k, p.Async*k, p.Pending*k
+			p.ReservedCPU, p.ReservedMemoryGiB = p.ReservedCPU*k, p.ReservedMemoryGiB*k
+			p.HeldPods, p.HeldCPU, p.HeldMemoryGiB = p.HeldPods*k, p.HeldCPU*k, p.HeldMemoryGiB*k
+		}
+	}
 	for i := range r.Timeline.Points {
 		p := &r.Timeline.Points[i]
 		p.Sync, p.Cron, p.Async, p.Pending = round(p.Sync, 3), round(p.Cron, 3), round(p.Async, 3), round(p.Pending, 3)
 		p.ReservedCPU, p.ReservedMemoryGiB = round(p.ReservedCPU, 4), round(p.ReservedMemoryGiB, 4)
+		p.HeldPods, p.HeldCPU, p.HeldMemoryGiB = round(p.HeldPods, 3), round(p.HeldCPU, 4), round(p.HeldMemoryGiB, 4)
 	}
 	sort.SliceStable(r.Marks, func(i, j int) bool { return r.Marks[i].T.Before(r.Marks[j].T) })
 	return r
@@ -554,37 +670,52 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	return nil
 }
 
+// summaryRow is a row of the comparison table: its label, the key of its
+// definition, and its value for a strategy.
+type summaryRow struct {
+	label, key string
+	value      func(s *StrategyReport) string
+}
+
 // summaryRows are the comparison table's rows, for summary.txt and the
 // HTML page.
-var summaryRows = []struct {
-	label string
-	value func(s *StrategyReport) string
-}{
-	{"nodes (allocatable CPU / GiB)", func(s *StrategyReport) string {
+var summaryRows = []summaryRow{
+	{"nodes (allocatable CPU / GiB)", "nodes", func(s *StrategyReport) string {
 		return fmt.Sprintf("%d (%.4g / %.4g)", s.Nodes, s.AllocatableCPU, s.AllocatableMemoryGiB)
 	}},
-	{"reserved CPU-hours (% of static)", func(s *StrategyReport) string { return withPercent(s.ReservedCPUHours, s.CPUPercentOfStatic) }},
-	{"reserved memory GiB-hours (% of static)", func(s *StrategyReport) string {
+	{"reserved CPU-hours (% of static)", "reserved", func(s *StrategyReport) string { return withPercent(s.ReservedCPUHours, s.CPUPercentOfStatic) }},
+	{"reserved memory GiB-hours (% of static)", "reserved", func(s *StrategyReport) string {
 		return withPercent(s.ReservedMemoryGiBHours, s.MemoryPercentOfStatic)
 	}},
-	{"peak reserved CPU / GiB / pods", func(s *StrategyReport) string {
+	{"peak reserved CPU / GiB / pods", "peakReserved", func(s *StrategyReport) string {
 		return fmt.Sprintf("%.4g / %.4g / %d", s.PeakReservedCPU, s.PeakReservedMemoryGiB, s.PeakPods)
 	}},
-	{"peak nodes needed", func(s *StrategyReport) string { return fmt.Sprint(s.PeakNodesNeeded) }},
-	{"pending pod-hours", func(s *StrategyReport) string { return fmt.Sprintf("%.4g", s.PendingPodHours) }},
-	{"sync 429 seconds", func(s *StrategyReport) string { return fmt.Sprintf("%.0f", s.Sync429Seconds) }},
-	{"sync 429s / requests", func(s *StrategyReport) string { return fmt.Sprintf("%.0f / %.0f", s.Sync429Count, s.SyncRequests) }},
-	{"cron fires / missed / late", func(s *StrategyReport) string {
+	{"peak nodes needed", "peakNodesNeeded", func(s *StrategyReport) string { return fmt.Sprint(s.PeakNodesNeeded) }},
+	{"pending pod-hours", "pendingPodHours", func(s *StrategyReport) string { return fmt.Sprintf("%.4g", s.PendingPodHours) }},
+	{"sync 429 seconds", "sync429Seconds", func(s *StrategyReport) string { return fmt.Sprintf("%.0f", s.Sync429Seconds) }},
+	{"sync 429s / requests", "sync429Count", func(s *StrategyReport) string { return fmt.Sprintf("%.0f / %.0f", s.Sync429Count, s.SyncRequests) }},
+	{"cron fires / missed / late", "cronFires", func(s *StrategyReport) string {
 		return fmt.Sprintf("%d / %d / %d", s.CronFires, s.CronMissed, s.CronLate)
 	}},
-	{"async jobs started", func(s *StrategyReport) string { return fmt.Sprint(s.AsyncJobs) }},
-	{"async wait p50 / p95 / max (s)", func(s *StrategyReport) string {
-		return fmt.Sprintf("%.3g / %.3g / %.4g", s.AsyncWaitP50, s.AsyncWaitP95, s.AsyncWaitMax)
+	{"cron fires with a reservation", "reservations", func(s *StrategyReport) string { return fmt.Sprint(s.Reservations) }},
+	{"forecast alerts (cron at risk)", "forecastAlerts", func(s *StrategyReport) string { return fmt.Sprint(s.ForecastAlerts) }},
+	{"async jobs started", "asyncJobs", func(s *StrategyReport) string { return fmt.Sprint(s.AsyncJobs) }},
+	{"async wait p50 / p95 / max (s)", "asyncWait", func(s *StrategyReport) string {
+		return fmt.Sprintf("%s / %s / %s", fmtWait(s.AsyncWaitP50), fmtWait(s.AsyncWaitP95), fmtWait(s.AsyncWaitMax))
 	}},
-	{"evictions", func(s *StrategyReport) string { return fmt.Sprint(s.Evictions) }},
-	{"zeroed with work in flight", func(s *StrategyReport) string { return fmt.Sprint(s.ZeroedInFlight) }},
-	{"shortfall episodes", shortfallText},
-	{"reconciles", func(s *StrategyReport) string { return fmt.Sprint(s.Reconciles) }},
+	{"evictions", "evictions", func(s *StrategyReport) string { return fmt.Sprint(s.Evictions) }},
+	{"zeroed with work in flight", "zeroedInFlight", func(s *StrategyReport) string { return fmt.Sprint(s.ZeroedInFlight) }},
+	{"shortfall episodes", "shortfallEpisodes", shortfallText},
+	{"reconciles", "reconciles", func(s *StrategyReport) string { return fmt.Sprint(s.Reconciles) }},
+}
+
+// fmtWait writes a wait in seconds with three significant digits, whole
+// seconds from 100 s up (no exponent).
+func fmtWait(v float64) string {
+	if v >= 100 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.3g", v)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

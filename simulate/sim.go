@@ -428,6 +428,7 @@ func (s *tierscalerStrategy) reconcile(ctx context.Context, now time.Time) error
 	if err != nil {
 		return err
 	}
+	s.w.acct.planned(now, res.Plan)
 	for _, a := range res.Applied {
 		if a.Reason == policy.ReasonEvictForCapacity {
 			s.w.acct.evicted(now, a)

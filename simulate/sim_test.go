@@ -162,10 +162,10 @@ func TestReportFiles(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, 9, svgs, "three charts per strategy")
-	assert.Equal(t, 4, titles, "a panel per strategy and the definitions")
-	for _, want := range []string{"Pods on nodes by tier", "Reserved CPU vs allocatable", "Reserved memory vs allocatable", "time (UTC)", "allocatable (1 nodes)"} {
-		assert.Contains(t, string(page), want)
+	assert.Equal(t, 10, svgs, "the comparison chart and three charts per strategy")
+	assert.Equal(t, 4, titles, "a panel per strategy and the glossary")
+	for _, want := range []string{"Pods on nodes by tier", "Reserved CPU vs allocatable", "Reserved memory vs allocatable", "time (UTC)", "allocatable (1 node)"} {
+		assert.True(t, strings.Contains(string(page), want), "the page has no %q", want)
 	}
 }
 
