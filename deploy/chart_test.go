@@ -632,6 +632,8 @@ func TestPolicyConfigMap(t *testing.T) {
 		{name: "URL without scheme", values: "policy:\n  prometheus:\n    url: prometheus.openfaas:9090\n", schema: "/policy/prometheus/url", parse: "prometheus.url"},
 		{name: "negative eviction budget", values: "policy:\n  preemption:\n    maxEvictionsPerCycle: -1\n", schema: "/policy/preemption/maxEvictionsPerCycle", parse: "preemption.maxEvictionsPerCycle"},
 		{name: "wrong type", values: "policy:\n  tiers:\n    cron:\n      zeroWhenIdle: \"no\"\n", schema: "/policy/tiers/cron/zeroWhenIdle", parse: "tiers.cron.zeroWhenIdle"},
+		{name: "unknown edition", values: "policy:\n  openfaas:\n    edition: enterprise\n", schema: "/policy/openfaas/edition", parse: "openfaas.edition"},
+		{name: "signal not a boolean", values: "policy:\n  signals:\n    cpu: \"off\"\n", schema: "/policy/signals/cpu", parse: "signals.cpu"},
 		// Beyond what a JSON schema can tell: the parser catches them.
 		{name: "timeout not shorter than interval", values: "policy:\n  interval: 15s\n  prometheus:\n    timeout: 20s\n", parse: "prometheus.timeout"},
 		{name: "staleness below interval", values: "policy:\n  interval: 1m\n  prometheus:\n    maxStaleness: 30s\n", parse: "prometheus.maxStaleness"},
@@ -1177,4 +1179,51 @@ func TestSchemaListsEveryPolicyQuery(t *testing.T) {
 		inPolicy = append(inPolicy, name)
 	}
 	require.ElementsMatch(t, inPolicy, inSchema)
+}
+
+// TestSchemaListsEveryPolicyField keeps the chart's values schema in step
+// with every field of the policy file, at every depth: the schema refuses
+// unknown fields, so a field it does not list (openfaas.edition, say)
+// could not be set through the chart at all. A Prometheus http_config
+// (httpConfig) is one value: the binary's strict loader checks inside it.
+func TestSchemaListsEveryPolicyField(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	require.NoError(t, err)
+	var schema map[string]any
+	require.NoError(t, json.Unmarshal(raw, &schema))
+	props := func(node map[string]any, path string) map[string]any {
+		for _, k := range strings.Split(path, ".") {
+			p, _ := node["properties"].(map[string]any)
+			node, _ = p[k].(map[string]any)
+		}
+		return node
+	}
+	var missing []string
+	var walk func(typ reflect.Type, path string)
+	walk = func(typ reflect.Type, path string) {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "" || name == "-" || (path == "" && (name == "apiVersion" || name == "kind")) {
+				continue
+			}
+			p := name
+			if path != "" {
+				p = path + "." + name
+			}
+			if props(schema, "policy."+p) == nil {
+				missing = append(missing, p)
+				continue
+			}
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct && ft.PkgPath() == typ.PkgPath() && ft.Name() != "Duration" {
+				walk(ft, p)
+			}
+		}
+	}
+	walk(reflect.TypeOf(policy.Policy{}), "")
+	assert.Empty(t, missing, "policy fields values.schema.json does not list (so the chart refuses them)")
 }
