@@ -853,6 +853,78 @@ func TestWebhookAuth(t *testing.T) {
 		assert.Contains(t, container(t, m).Args, "--webhook-basic-auth-file=/etc/tierscaler/webhook-basic-auth/basic-auth")
 	})
 
+	// secretFileOf follows a file flag of the container to the Secret and
+	// key mounted at its path.
+	secretFileOf := func(t *testing.T, m manifests, flag string) (secret, key string) {
+		t.Helper()
+		c := container(t, m)
+		var path string
+		for _, a := range c.Args {
+			if v, ok := strings.CutPrefix(a, flag+"="); ok {
+				path = v
+			}
+		}
+		require.NotEmptyf(t, path, "no %s in %v", flag, c.Args)
+		for _, vm := range c.VolumeMounts {
+			rel, ok := strings.CutPrefix(path, strings.TrimSuffix(vm.MountPath, "/")+"/")
+			if !ok {
+				continue
+			}
+			src := volumeSecret(deployment(t, m), vm.Name)
+			require.NotNilf(t, src, "%s is not mounted from a Secret", path)
+			for _, it := range src.Items {
+				if it.Path == rel {
+					return src.SecretName, it.Key
+				}
+			}
+			t.Fatalf("%s: the Secret %s mounted at %s has no item %s", flag, src.SecretName, vm.MountPath, rel)
+		}
+		t.Fatalf("%s=%s: nothing is mounted there", flag, path)
+		return "", ""
+	}
+
+	t.Run("OpenFaaS's basic-auth Secret, as CE's Alertmanager sends it", func(t *testing.T) {
+		m := template(t, "--set", "webhook.openfaasBasicAuth.enabled=true")
+		secret, key := secretFileOf(t, m, "--webhook-basic-auth-password-file")
+		assert.Equal(t, "basic-auth", secret, "OpenFaaS's Secret")
+		assert.Equal(t, "basic-auth-password", key)
+		c := container(t, m)
+		assert.Contains(t, c.Args, "--webhook-basic-auth-user=admin")
+		// The bearer token stays: either credential is accepted.
+		secret, key = secretFileOf(t, m, "--webhook-token-file")
+		assert.Equal(t, release+"-webhook", secret)
+		assert.Equal(t, "token", key)
+		assert.NotContains(t, strings.Join(c.Args, " "), "--webhook-basic-auth-file")
+	})
+
+	t.Run("OpenFaaS's basic-auth Secret under other names", func(t *testing.T) {
+		m := template(t, "--set", "webhook.openfaasBasicAuth.enabled=true", "--set", "webhook.openfaasBasicAuth.secretName=of-auth",
+			"--set", "webhook.openfaasBasicAuth.passwordKey=pw", "--set", "webhook.openfaasBasicAuth.user=ops")
+		secret, key := secretFileOf(t, m, "--webhook-basic-auth-password-file")
+		assert.Equal(t, "of-auth", secret)
+		assert.Equal(t, "pw", key)
+		assert.Contains(t, container(t, m).Args, "--webhook-basic-auth-user=ops")
+	})
+
+	t.Run("off by default", func(t *testing.T) {
+		m := template(t)
+		args := strings.Join(container(t, m).Args, " ")
+		assert.NotContains(t, args, "--webhook-basic-auth")
+		assert.Nil(t, volumeSecret(deployment(t, m), "openfaas-basic-auth"))
+	})
+
+	for _, tc := range []struct{ name, set, want string }{
+		{name: "OpenFaaS's basic auth needs webhook.auth required", set: "webhook.auth=none", want: "needs webhook.auth: required"},
+		{name: "OpenFaaS's basic auth or a basic-auth file, not both", set: "webhook.basicAuth.existingSecret=am-basic-auth", want: "exclusive"},
+		{name: "a user with a colon is refused", set: "webhook.openfaasBasicAuth.user=a:b", want: "/webhook/openfaasBasicAuth/user"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tryTemplate(t, "--set", "webhook.openfaasBasicAuth.enabled=true", "--set", tc.set)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+
 	t.Run("webhook.auth=none: no token", func(t *testing.T) {
 		m := template(t, "--set", "webhook.auth=none")
 		assert.Empty(t, m.all("Secret"))
@@ -869,6 +941,20 @@ func TestWebhookAuth(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "/webhook/auth")
 	})
+}
+
+// TestAlertGeneratorURL: alertGeneratorURL becomes --alert-generator-url;
+// the schema refuses a URL that is not absolute, which the binary would
+// refuse at start-up.
+func TestAlertGeneratorURL(t *testing.T) {
+	m := template(t, "--set", "alertGeneratorURL=https://grafana.example.com/d/tierscaler")
+	assert.Contains(t, container(t, m).Args, "--alert-generator-url=https://grafana.example.com/d/tierscaler")
+	for _, a := range container(t, template(t)).Args {
+		assert.NotContains(t, a, "--alert-generator-url", "set by default")
+	}
+	_, err := tryTemplate(t, "--set", "alertGeneratorURL=/status")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "/alertGeneratorURL")
 }
 
 func TestSecurityContext(t *testing.T) {
