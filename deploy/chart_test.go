@@ -632,6 +632,8 @@ func TestPolicyConfigMap(t *testing.T) {
 		{name: "URL without scheme", values: "policy:\n  prometheus:\n    url: prometheus.openfaas:9090\n", schema: "/policy/prometheus/url", parse: "prometheus.url"},
 		{name: "negative eviction budget", values: "policy:\n  preemption:\n    maxEvictionsPerCycle: -1\n", schema: "/policy/preemption/maxEvictionsPerCycle", parse: "preemption.maxEvictionsPerCycle"},
 		{name: "wrong type", values: "policy:\n  tiers:\n    cron:\n      zeroWhenIdle: \"no\"\n", schema: "/policy/tiers/cron/zeroWhenIdle", parse: "tiers.cron.zeroWhenIdle"},
+		{name: "unknown edition", values: "policy:\n  openfaas:\n    edition: enterprise\n", schema: "/policy/openfaas/edition", parse: "openfaas.edition"},
+		{name: "signal not a boolean", values: "policy:\n  signals:\n    cpu: \"off\"\n", schema: "/policy/signals/cpu", parse: "signals.cpu"},
 		// Beyond what a JSON schema can tell: the parser catches them.
 		{name: "timeout not shorter than interval", values: "policy:\n  interval: 15s\n  prometheus:\n    timeout: 20s\n", parse: "prometheus.timeout"},
 		{name: "staleness below interval", values: "policy:\n  interval: 1m\n  prometheus:\n    maxStaleness: 30s\n", parse: "prometheus.maxStaleness"},
@@ -851,6 +853,78 @@ func TestWebhookAuth(t *testing.T) {
 		assert.Contains(t, container(t, m).Args, "--webhook-basic-auth-file=/etc/tierscaler/webhook-basic-auth/basic-auth")
 	})
 
+	// secretFileOf follows a file flag of the container to the Secret and
+	// key mounted at its path.
+	secretFileOf := func(t *testing.T, m manifests, flag string) (secret, key string) {
+		t.Helper()
+		c := container(t, m)
+		var path string
+		for _, a := range c.Args {
+			if v, ok := strings.CutPrefix(a, flag+"="); ok {
+				path = v
+			}
+		}
+		require.NotEmptyf(t, path, "no %s in %v", flag, c.Args)
+		for _, vm := range c.VolumeMounts {
+			rel, ok := strings.CutPrefix(path, strings.TrimSuffix(vm.MountPath, "/")+"/")
+			if !ok {
+				continue
+			}
+			src := volumeSecret(deployment(t, m), vm.Name)
+			require.NotNilf(t, src, "%s is not mounted from a Secret", path)
+			for _, it := range src.Items {
+				if it.Path == rel {
+					return src.SecretName, it.Key
+				}
+			}
+			t.Fatalf("%s: the Secret %s mounted at %s has no item %s", flag, src.SecretName, vm.MountPath, rel)
+		}
+		t.Fatalf("%s=%s: nothing is mounted there", flag, path)
+		return "", ""
+	}
+
+	t.Run("OpenFaaS's basic-auth Secret, as CE's Alertmanager sends it", func(t *testing.T) {
+		m := template(t, "--set", "webhook.openfaasBasicAuth.enabled=true")
+		secret, key := secretFileOf(t, m, "--webhook-basic-auth-password-file")
+		assert.Equal(t, "basic-auth", secret, "OpenFaaS's Secret")
+		assert.Equal(t, "basic-auth-password", key)
+		c := container(t, m)
+		assert.Contains(t, c.Args, "--webhook-basic-auth-user=admin")
+		// The bearer token stays: either credential is accepted.
+		secret, key = secretFileOf(t, m, "--webhook-token-file")
+		assert.Equal(t, release+"-webhook", secret)
+		assert.Equal(t, "token", key)
+		assert.NotContains(t, strings.Join(c.Args, " "), "--webhook-basic-auth-file")
+	})
+
+	t.Run("OpenFaaS's basic-auth Secret under other names", func(t *testing.T) {
+		m := template(t, "--set", "webhook.openfaasBasicAuth.enabled=true", "--set", "webhook.openfaasBasicAuth.secretName=of-auth",
+			"--set", "webhook.openfaasBasicAuth.passwordKey=pw", "--set", "webhook.openfaasBasicAuth.user=ops")
+		secret, key := secretFileOf(t, m, "--webhook-basic-auth-password-file")
+		assert.Equal(t, "of-auth", secret)
+		assert.Equal(t, "pw", key)
+		assert.Contains(t, container(t, m).Args, "--webhook-basic-auth-user=ops")
+	})
+
+	t.Run("off by default", func(t *testing.T) {
+		m := template(t)
+		args := strings.Join(container(t, m).Args, " ")
+		assert.NotContains(t, args, "--webhook-basic-auth")
+		assert.Nil(t, volumeSecret(deployment(t, m), "openfaas-basic-auth"))
+	})
+
+	for _, tc := range []struct{ name, set, want string }{
+		{name: "OpenFaaS's basic auth needs webhook.auth required", set: "webhook.auth=none", want: "needs webhook.auth: required"},
+		{name: "OpenFaaS's basic auth or a basic-auth file, not both", set: "webhook.basicAuth.existingSecret=am-basic-auth", want: "exclusive"},
+		{name: "a user with a colon is refused", set: "webhook.openfaasBasicAuth.user=a:b", want: "/webhook/openfaasBasicAuth/user"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tryTemplate(t, "--set", "webhook.openfaasBasicAuth.enabled=true", "--set", tc.set)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+
 	t.Run("webhook.auth=none: no token", func(t *testing.T) {
 		m := template(t, "--set", "webhook.auth=none")
 		assert.Empty(t, m.all("Secret"))
@@ -867,6 +941,20 @@ func TestWebhookAuth(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "/webhook/auth")
 	})
+}
+
+// TestAlertGeneratorURL: alertGeneratorURL becomes --alert-generator-url;
+// the schema refuses a URL that is not absolute, which the binary would
+// refuse at start-up.
+func TestAlertGeneratorURL(t *testing.T) {
+	m := template(t, "--set", "alertGeneratorURL=https://grafana.example.com/d/tierscaler")
+	assert.Contains(t, container(t, m).Args, "--alert-generator-url=https://grafana.example.com/d/tierscaler")
+	for _, a := range container(t, template(t)).Args {
+		assert.NotContains(t, a, "--alert-generator-url", "set by default")
+	}
+	_, err := tryTemplate(t, "--set", "alertGeneratorURL=/status")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "/alertGeneratorURL")
 }
 
 func TestSecurityContext(t *testing.T) {
@@ -1177,4 +1265,51 @@ func TestSchemaListsEveryPolicyQuery(t *testing.T) {
 		inPolicy = append(inPolicy, name)
 	}
 	require.ElementsMatch(t, inPolicy, inSchema)
+}
+
+// TestSchemaListsEveryPolicyField keeps the chart's values schema in step
+// with every field of the policy file, at every depth: the schema refuses
+// unknown fields, so a field it does not list (openfaas.edition, say)
+// could not be set through the chart at all. A Prometheus http_config
+// (httpConfig) is one value: the binary's strict loader checks inside it.
+func TestSchemaListsEveryPolicyField(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	require.NoError(t, err)
+	var schema map[string]any
+	require.NoError(t, json.Unmarshal(raw, &schema))
+	props := func(node map[string]any, path string) map[string]any {
+		for _, k := range strings.Split(path, ".") {
+			p, _ := node["properties"].(map[string]any)
+			node, _ = p[k].(map[string]any)
+		}
+		return node
+	}
+	var missing []string
+	var walk func(typ reflect.Type, path string)
+	walk = func(typ reflect.Type, path string) {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "" || name == "-" || (path == "" && (name == "apiVersion" || name == "kind")) {
+				continue
+			}
+			p := name
+			if path != "" {
+				p = path + "." + name
+			}
+			if props(schema, "policy."+p) == nil {
+				missing = append(missing, p)
+				continue
+			}
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct && ft.PkgPath() == typ.PkgPath() && ft.Name() != "Duration" {
+				walk(ft, p)
+			}
+		}
+	}
+	walk(reflect.TypeOf(policy.Policy{}), "")
+	assert.Empty(t, missing, "policy fields values.schema.json does not list (so the chart refuses them)")
 }

@@ -289,7 +289,7 @@ func TestRenderedRulesWithPromtool(t *testing.T) {
 				}
 			}
 			require.NotEmpty(t, downAnnotations, "no TierscalerDown rule rendered")
-			downLabels := map[string]string{"severity": "critical", "service": "tierscaler"}
+			downLabels := map[string]string{"severity": "critical", "service": "tierscaler", "component": "tierscaler"}
 			for k, v := range tc.downLabels {
 				downLabels[k] = v
 			}

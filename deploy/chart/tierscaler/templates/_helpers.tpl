@@ -83,6 +83,19 @@ theirs apart (tierscaler-state for the release tierscaler).
 {{- end }}
 
 {{/*
+The policy queries that read the chart's recording rules
+(rules/recording.rules.yaml), as in docs/policy-file.md "Recording rules":
+policy.Recorded*Query, kept equal to them by TestRecordingRules (deploy/recording_test.go).
+*/}}
+{{- define "tierscaler.recordedQueries" -}}
+functions: 'max by (function_name) (timestamp(function_name:gateway_function_invocation_inflight:sum)) unless on () (absent(function_name:gateway_function_invocation_rejected:rate1m) or absent(function_name:gateway_function_invocation_total:rate1m))'
+rejections: 'function_name:gateway_function_invocation_rejected:rate1m > 0'
+invocations: 'function_name:gateway_function_invocation_total:rate1m > 0'
+duration: 'function_name:gateway_functions_seconds:mean1m'
+inflight: 'max_over_time(function_name:gateway_function_invocation_inflight:sum[1m])'
+{{- end }}
+
+{{/*
 The policy file: apiVersion and kind, then .Values.policy. Top-level sections
 left empty ({}) or null are left out, so that the binary applies its defaults;
 empty lists are kept (alertmanager.urls: [] turns alerting off).
@@ -93,6 +106,16 @@ empty lists are kept (alertmanager.urls: [] turns alerting off).
 {{- if not (or (kindIs "invalid" $v) (and (kindIs "map" $v) (empty $v))) }}
 {{- $_ := set $p $k $v }}
 {{- end }}
+{{- end }}
+{{- if .Values.recordingRules.enabled }}
+{{- /* The queries that read rules/recording.rules.yaml; a query set in policy.queries wins. */ -}}
+{{- $q := deepCopy (default dict .Values.policy.queries) }}
+{{- range $k, $v := fromYaml (include "tierscaler.recordedQueries" .) }}
+{{- if not (get $q $k) }}
+{{- $_ := set $q $k $v }}
+{{- end }}
+{{- end }}
+{{- $_ := set $p "queries" $q }}
 {{- end -}}
 apiVersion: tierscaler.io/v1alpha1
 kind: Policy
