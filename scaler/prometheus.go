@@ -37,6 +37,7 @@ type Querier interface {
 // PrometheusQuerier is a Querier backed by the Prometheus HTTP API.
 type PrometheusQuerier struct {
 	api promv1.API
+	url string
 }
 
 // NewPrometheusQuerier returns a Querier for the Prometheus at url.
@@ -45,7 +46,7 @@ func NewPrometheusQuerier(url string, rt http.RoundTripper) (*PrometheusQuerier,
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client for %s: %w", url, err)
 	}
-	return &PrometheusQuerier{api: promv1.NewAPI(c)}, nil
+	return &PrometheusQuerier{api: promv1.NewAPI(c), url: url}, nil
 }
 
 // NewPolicyQuerier returns the Querier for the policy's Prometheus: url
@@ -71,13 +72,36 @@ func NewPolicyQuerier(p *policy.Policy, url string) (*PrometheusQuerier, error) 
 func (q *PrometheusQuerier) Query(ctx context.Context, promql string, at time.Time) (model.Vector, []string, error) {
 	v, warnings, _, err := q.api.Query(ctx, promql, at)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, q.explain(err)
 	}
 	vec, ok := v.(model.Vector)
 	if !ok {
 		return nil, nil, fmt.Errorf("want an instant vector, got a %s", v.Type())
 	}
 	return vec, warnings, nil
+}
+
+// explain names the Prometheus in an error answer that lacks it: the
+// client's own says only "client error: 401" for an answer that is not the
+// API's JSON, such as the 401 of a Prometheus behind basic auth. A 401 or a
+// 403 says which setting to check.
+func (q *PrometheusQuerier) explain(err error) error {
+	var apiErr *promv1.Error
+	if !errors.As(err, &apiErr) || apiErr.Type != promv1.ErrClient {
+		return err
+	}
+	var code int
+	if _, scanErr := fmt.Sscanf(apiErr.Msg, "client error: %d", &code); scanErr != nil {
+		return fmt.Errorf("prometheus at %s: %w", q.url, err)
+	}
+	status := fmt.Sprintf("%d %s", code, http.StatusText(code))
+	switch code {
+	case http.StatusUnauthorized:
+		return fmt.Errorf("prometheus at %s answered %s: the credentials of prometheus.httpConfig are missing or wrong: %w", q.url, status, err)
+	case http.StatusForbidden:
+		return fmt.Errorf("prometheus at %s answered %s: the credentials of prometheus.httpConfig are not allowed to query: %w", q.url, status, err)
+	}
+	return fmt.Errorf("prometheus at %s answered %s: %w", q.url, status, err)
 }
 
 // queryKey says how a query's samples are joined to functions.
