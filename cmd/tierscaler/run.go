@@ -7,12 +7,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/go-logr/logr"
-	promconfig "github.com/prometheus/common/config"
 
 	"github.com/tierscaler/tierscaler/alerts"
 	"github.com/tierscaler/tierscaler/policy"
@@ -119,16 +117,9 @@ func newNotifier(pol *policy.Policy, extraLabels map[string]string, generatorURL
 		return nil, nil
 	}
 	resend := pol.Alertmanager.ResendInterval.Duration
-	var client *http.Client
-	if cfg := pol.Alertmanager.HTTPConfig; cfg != nil {
-		// Prometheus' own HTTP client configuration: auth and TLS from
-		// files, headers, proxies.
-		c, err := promconfig.NewClientFromConfig(*cfg, "alertmanager")
-		if err != nil {
-			return nil, fmt.Errorf("alertmanager.httpConfig: %w", err)
-		}
-		c.Timeout = alerts.DefaultPostTimeout
-		client = c
+	client, err := alerts.NewPolicyClient(pol)
+	if err != nil {
+		return nil, err
 	}
 	return alerts.NewNotifier(alerts.NotifierOptions{
 		URLs: pol.AlertmanagerURLs(), ResendInterval: resend, ExtraLabels: extraLabels, GeneratorURL: generatorURL, Metrics: m, Log: log, Client: client,
