@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -47,4 +48,51 @@ func TestValidateStdin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Secrets stay in their files: `validate` prints the files' names, never
+// what they hold, and an inline secret is refused without being echoed.
+func TestValidateNeverPrintsSecrets(t *testing.T) {
+	dir := t.TempDir()
+	const secret = "s3cret-never-printed"
+	for _, f := range []string{"password", "token", "tenant", "client.key"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), []byte(secret), 0o600))
+	}
+	good := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(good, []byte(`apiVersion: tierscaler.io/v1alpha1
+kind: Policy
+prometheus:
+  httpConfig:
+    basic_auth: {username: tierscaler, password_file: password}
+    tls_config: {ca_file: ca.crt, cert_file: client.crt, key_file: client.key, server_name: prometheus.monitoring}
+    http_headers: {X-Scope-OrgID: {files: [tenant]}}
+alertmanager:
+  httpConfig:
+    authorization: {credentials_file: token}
+`), 0o600))
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"validate", good}, &stdout, &stderr)
+	require.Equal(t, 0, code, "stderr:\n%s", stderr.String())
+	assert.Contains(t, stdout.String(), filepath.Join(dir, "password"))
+	assert.Contains(t, stdout.String(), filepath.Join(dir, "token"))
+	assert.Contains(t, stdout.String(), filepath.Join(dir, "client.key"))
+	assert.NotContains(t, stdout.String()+stderr.String(), secret)
+
+	bad := filepath.Join(dir, "inline.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte(`apiVersion: tierscaler.io/v1alpha1
+kind: Policy
+prometheus:
+  httpConfig:
+    basic_auth: {username: tierscaler, password: `+secret+`}
+alertmanager:
+  httpConfig:
+    authorization: {credentials: `+secret+`}
+`), 0o600))
+	stdout.Reset()
+	stderr.Reset()
+	code = run(context.Background(), []string{"validate", bad}, &stdout, &stderr)
+	require.Equal(t, 1, code)
+	assert.Contains(t, stderr.String(), "prometheus.httpConfig.basic_auth.password: the policy file never holds secrets")
+	assert.Contains(t, stderr.String(), "alertmanager.httpConfig.authorization.credentials: the policy file never holds secrets")
+	assert.NotContains(t, stdout.String()+stderr.String(), secret)
 }
