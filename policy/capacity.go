@@ -6,6 +6,7 @@ package policy
 import (
 	"cmp"
 	"container/heap"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -310,6 +311,9 @@ type claim struct {
 	// nanoseconds; 0 for other claims): its pods must leave the
 	// reservations that start before then.
 	until int64
+	// drain is when the replicas an async claim admits are expected to
+	// have worked off its queue (Unix nanoseconds; see drainHorizon).
+	drain int64
 }
 
 // tierClass is the class of a claim made only of pending pods.
@@ -377,6 +381,7 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 			}
 			if cl.class >= classAsyncActivation {
 				cl.until = now.Add(asyncHorizon(f, p)).UnixNano()
+				cl.drain = now.Add(drainHorizon(f, p, w.desired)).UnixNano()
 			}
 			w.claimed = true
 			claims = append(claims, cl)
@@ -488,7 +493,10 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 		if rs != nil && cl.class >= classAsyncActivation {
 			until := time.Unix(0, cl.until)
 			rs.admit(until)
-			out.cronFirst = cronShort || rs.blocks(until)
+			// A fire that does not fit yet waits for the room busy async
+			// replicas give back: admitted work that would still run at
+			// its prewarm, one job or the queue it drains, would take it.
+			out.cronFirst = cronShort || rs.blocks(until) || rs.blocks(time.Unix(0, cl.drain))
 		}
 		if !out.cronFirst {
 			placed, why = c.placeN(req, f.Namespace, cl.pods)
@@ -580,21 +588,35 @@ func reclaim(p *Policy, now time.Time, wants []want, cands []*victim, c *capacit
 		if f.Tier != TierAsync || w.held || w.claimed || w.evicted || w.desired != f.Replicas {
 			continue
 		}
-		if !f.Inflight.Known || f.Inflight.Value > 0 || !f.Pending.Known || f.Pending.Value > 0 {
+		if !f.Inflight.Known || !f.Pending.Known || f.Pending.Value > 0 {
 			continue
 		}
 		// Zero once resident, as an eviction would; before, back to the
-		// floor (a scale-down, which residency does not bound).
+		// floor (a scale-down, which residency does not bound). A function
+		// with work in flight keeps the replicas that work needs: only its
+		// idle ones go, as a scale-down would take them once its window
+		// ended (nothing queued, so no replica would get new work).
 		to, _ := bounds(f)
 		if f.LastScale.IsZero() || now.Sub(f.LastScale) >= p.Preemption.MinResidency.Duration {
 			to = 0
 		}
+		busy := int32(0)
+		if f.Inflight.Value > 0 {
+			busy = int32(math.Ceil(f.Inflight.Value / float64(max(1, f.MaxInflight))))
+			to = max(to, busy, 1)
+		}
 		if f.Replicas <= to {
 			continue
 		}
-		plan.Actions = append(plan.Actions, action(w, to, ReasonReclaimForCron, "",
-			"idle (nothing in flight or queued): to "+strconv.Itoa(int(to))+" before its idle and scale-down windows end, for a cron fire whose prewarm at "+
-				prewarm.UTC().Format(time.RFC3339)+" does not fit yet"))
+		why := text(make([]byte, 0, 200))
+		if busy > 0 {
+			why = why.s("its idle replicas (").f(f.Inflight.Value, 0).s(" in flight on ").i(int64(f.Replicas)).s(", nothing queued)")
+		} else {
+			why = why.s("idle (nothing in flight or queued)")
+		}
+		why = why.s(": to ").i(int64(to)).s(" before its idle and scale-down windows end, for a cron fire whose prewarm at ").
+			s(prewarm.UTC().Format(time.RFC3339)).s(" does not fit yet")
+		plan.Actions = append(plan.Actions, action(w, to, ReasonReclaimForCron, "", string(why)))
 		if to == 0 {
 			c.release(w)
 		} else {

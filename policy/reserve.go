@@ -6,6 +6,7 @@ package policy
 import (
 	"cmp"
 	"container/heap"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -77,6 +78,39 @@ func asyncHorizon(f *Function, p *Policy) time.Duration {
 	}
 	floor := max(p.Tiers.Sync.ScaleDownWindow.Duration, p.Tiers.Async.IdleAfter.Duration, p.Preemption.MinResidency.Duration)
 	return min(max(run, floor, p.Interval.Duration), MaxWindow)
+}
+
+// drainHorizon is how long the replicas of an async function that this plan
+// admits (desired in all) are expected to stay busy: its queued and
+// in-flight work shared over them, each job taking its run duration (as
+// asyncHorizon reads it), and at least asyncHorizon. A replica takes the next
+// job as soon as one ends, and a busy replica is never evicted, so admitted
+// work holds its room until the queue is worked off, not for one job. It is
+// used only while a fire does not fit yet (reserver.blocks): the admission
+// then waits, and the room the busy replicas give back goes to the fire.
+// asyncHorizon stays the horizon of the reservations an admission must
+// leave, so that a deep queue does not keep a function out all night.
+func drainHorizon(f *Function, p *Policy, desired int32) time.Duration {
+	h := asyncHorizon(f, p)
+	run := f.RunDuration
+	if run <= 0 && f.Duration.Known && f.Duration.Value > 0 {
+		run = time.Duration(f.Duration.Value * float64(time.Second))
+	}
+	if run <= 0 || desired <= 0 {
+		return h
+	}
+	var backlog float64
+	if f.Pending.Known && f.Pending.Value > 0 {
+		backlog += f.Pending.Value
+	}
+	if f.Inflight.Known && f.Inflight.Value > 0 {
+		backlog += f.Inflight.Value
+	}
+	rounds := math.Ceil(backlog / (float64(desired) * float64(max(1, f.MaxInflight))))
+	if rounds*float64(run) >= float64(MaxWindow) {
+		return MaxWindow
+	}
+	return min(max(h, time.Duration(rounds)*run), MaxWindow)
 }
 
 // held is the free-now part of a reservation on one node, from its prewarm
@@ -278,7 +312,7 @@ func blockFrom(fut *capacity, wants []want, rs []Reservation, of []*want) time.T
 // blocks reports whether async work expected to run until then must wait
 // for a reservation that does not fit yet.
 func (rs *reserver) blocks(until time.Time) bool {
-	return !rs.blockFrom.IsZero() && until.After(rs.blockFrom)
+	return !rs.blockFrom.IsZero() && !until.Before(rs.blockFrom)
 }
 
 // deficit is the part of reserved room on a node that the releases do not

@@ -151,6 +151,26 @@ func TestDecideReservations(t *testing.T) {
 				"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1",
 			},
 			resv: []string{"report 12:08 pods=0 missing=1"}},
+		{name: "async replicas that keep draining a queue past a fire's prewarm wait while the fire does not fit",
+			// n1 is full (web and a busy worker): report (1000m, prewarm
+			// 12:06:45) fits only once the worker's jobs end. On n2 an
+			// idle async function goes to its floor. jobs has a queue:
+			// one job takes 3 minutes, but its 13 jobs on 4 replicas keep
+			// them busy for 12 minutes, past the prewarm. Its scale-up
+			// must not take the room given back for report (the night-batch
+			// simulation missed a run that way).
+			snap: cluster(2, 2000, 4*gib, busy("web", 1, "n1"),
+				fn("worker", TierAsync, 3, inflight(3), bounded(0, 3), lastRun(time.Second), lastScale(time.Hour), on("n1"), func(f *Function) { f.MaxInflight = 1 }),
+				busy("api", 1, "n2"),
+				fn("idler", TierAsync, 2, lastRun(2*time.Minute), lastScale(time.Hour), on("n2")),
+				fn("jobs", TierAsync, 1, inflight(1), pending(12), bounded(0, 4), runs(3*time.Minute), lastRun(time.Second), lastScale(time.Hour), on("n2"), func(f *Function) { f.MaxInflight = 1 }),
+				fn("report", TierCron, 0, schedule("8 12 * * *"), requests(1000, 256*mi))),
+			want: []string{
+				"async idler 2->1 scale-down-idle",
+				"shortfall cron report cron-at-risk cpu=1000m mem=256Mi pods=1",
+				"shortfall async jobs insufficient-capacity cpu=500m mem=256Mi pods=1",
+			},
+			resv: []string{"report 12:08 pods=0 missing=1"}},
 		{name: "a fire that fits nowhere even after every permitted eviction is a forecast shortfall before it",
 			snap: cluster(1, 1000, 4*gib, busy("web", 2, "n1"),
 				fn("report", TierCron, 0, schedule("5 12 * * *"))),
@@ -193,6 +213,21 @@ func TestDecideReservations(t *testing.T) {
 				"async w1 1->0 reclaim-for-cron",
 				"async w2 1->0 reclaim-for-cron",
 				"shortfall cron report cron-at-risk cpu=500m mem=256Mi pods=1",
+			},
+			resv: []string{"report 12:05 pods=0 missing=1"}},
+		{name: "a busy async function with nothing queued gives back its idle replicas for a fire at risk",
+			// w1 has 4 replicas and 2 jobs in flight (max_inflight 1):
+			// nothing queued, so 2 replicas will get no work. They go now,
+			// not when its scale-down window (scaled a minute ago) ends;
+			// the 2 busy ones stay.
+			// w2 has work queued: its idle replica will take it, it stays.
+			snap: cluster(1, 3000, 4*gib, busy("web", 1, "n1"),
+				fn("w1", TierAsync, 4, inflight(2), lastRun(time.Second), lastScale(time.Minute), on("n1"), func(f *Function) { f.MaxInflight = 1 }),
+				fn("w2", TierAsync, 1, inflight(0), pending(3), lastRun(time.Second), lastScale(time.Hour), on("n1"), func(f *Function) { f.MaxInflight = 1 }),
+				fn("report", TierCron, 0, schedule("5 12 * * *"), requests(1000, 256*mi))),
+			want: []string{
+				"async w1 4->2 reclaim-for-cron",
+				"shortfall cron report cron-at-risk cpu=1000m mem=256Mi pods=1",
 			},
 			resv: []string{"report 12:05 pods=0 missing=1"}},
 		{name: "an idle async function within its residency is reclaimed only down to its floor",
@@ -270,5 +305,30 @@ func TestForecastShortfallSaysWhatAndWhen(t *testing.T) {
 	for _, w := range []string{"report.openfaas-fn fires at 2026-11-24T12:05:00Z", "1 of 1 pod(s) will not fit at its prewarm (2026-11-24T12:03:45Z)",
 		"sync claims of this cycle took the room"} {
 		require.True(t, strings.Contains(sf.Message, w), "%q lacks %q", sf.Message, w)
+	}
+}
+
+func TestDrainHorizon(t *testing.T) {
+	p := testPolicy()
+	floor := asyncHorizon(&Function{}, p) // the lookahead, at least the windows
+	cases := []struct {
+		name    string
+		f       Function
+		desired int32
+		want    time.Duration
+	}{
+		{"no run duration known: asyncHorizon", fn("a", TierAsync, 1, pending(100)), 2, floor},
+		{"a short queue: at least asyncHorizon", fn("a", TierAsync, 1, pending(1), runs(time.Minute)), 2, asyncHorizon(&Function{RunDuration: time.Minute}, p)},
+		{"13 jobs of 3 minutes on 2 replicas of one job each: 7 rounds", fn("a", TierAsync, 1, pending(12), inflight(1), runs(3*time.Minute), func(f *Function) { f.MaxInflight = 1 }), 2, 21 * time.Minute},
+		{"max_inflight 4 per replica: 2 rounds", fn("a", TierAsync, 1, pending(12), inflight(1), runs(3*time.Minute)), 2, 6 * time.Minute},
+		{"the mean duration when no run duration was learned", fn("a", TierAsync, 1, pending(12), inflight(1), duration(180), func(f *Function) { f.MaxInflight = 1 }), 2, 21 * time.Minute},
+		{"unknown queue and in-flight: asyncHorizon", fn("a", TierAsync, 1, runs(3*time.Minute), unknownMetrics()), 2, asyncHorizon(&Function{RunDuration: 3 * time.Minute}, p)},
+		{"a deep queue is capped at MaxWindow", fn("a", TierAsync, 1, pending(1e9), runs(time.Hour), func(f *Function) { f.MaxInflight = 1 }), 1, MaxWindow},
+		{"no replica admitted: asyncHorizon", fn("a", TierAsync, 0, pending(12), runs(3*time.Minute)), 0, asyncHorizon(&Function{RunDuration: 3 * time.Minute}, p)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, drainHorizon(&tc.f, p, tc.desired))
+		})
 	}
 }
