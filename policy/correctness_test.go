@@ -4,6 +4,7 @@
 package policy
 
 import (
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -146,6 +147,21 @@ func TestDecideCorrectness(t *testing.T) {
 			}(),
 			policy: testPolicy(budget(1)),
 			want:   []string{"shortfall sync big eviction-budget-exhausted cpu=1000m mem=256Mi pods=1"}},
+
+		{name: "a budget beyond every bound, set in code without Validate, neither panics nor evicts more than needed",
+			// Item 12: the file refuses it, but Decide must not trust that
+			// (it used to make a slice of the budget's size).
+			snap: func() *Snapshot {
+				return cluster(1, 1000, 4*gib,
+					idleAsync("a1", requests(500, 256*mi)),
+					idleAsync("a2", requests(500, 256*mi)),
+					fn("big", TierSync, 0, requests(500, 256*mi)))
+			}(),
+			policy: testPolicy(budget(math.MaxInt)),
+			want: []string{
+				"async a1 1->0 evict-for-capacity for big.openfaas-fn",
+				"sync big 0->1 scale-up-min",
+			}},
 
 		// Item 4.
 		{name: "no eviction for quota when the nodes would still have no room",
