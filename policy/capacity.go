@@ -6,7 +6,6 @@ package policy
 import (
 	"cmp"
 	"container/heap"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -574,12 +573,13 @@ func fitCapacity(s *Snapshot, p *Policy, wants []want, plan *Plan, now time.Time
 	}
 }
 
-// reclaim returns idle async functions to their floor, ahead of their
-// scale-down window, when a cron fire inside the lookahead does not fit: an
-// idle replica holds room the fire needs and no work is lost by removing it
-// (nothing in flight, nothing queued, both known). The room comes back when
-// the pods go; the reservation has it from the next cycle. Such a function
-// is not evicted in the same plan.
+// reclaim takes async functions with nothing queued (queue and in-flight
+// known) down to what their scale-down would keep, ahead of their scale-down
+// window, when a cron fire inside the lookahead does not fit: an idle one to
+// its floor (zero once resident), a busy one to what its in-flight work needs
+// at the target utilisation (want.keep), as its scale-down would once its
+// window ended. The room comes back when the pods go; the reservation has it
+// from the next cycle. Such a function is not evicted in the same plan.
 func reclaim(p *Policy, now time.Time, wants []want, cands []*victim, c *capacity, plan *Plan, prewarm time.Time) {
 	reclaimed := map[*want]bool{}
 	for i := range wants {
@@ -593,24 +593,25 @@ func reclaim(p *Policy, now time.Time, wants []want, cands []*victim, c *capacit
 		}
 		// Zero once resident, as an eviction would; before, back to the
 		// floor (a scale-down, which residency does not bound). A function
-		// with work in flight keeps the replicas that work needs: only its
-		// idle ones go, as a scale-down would take them once its window
-		// ended (nothing queued, so no replica would get new work).
+		// with work in flight keeps what its scale-down would keep once its
+		// window ended (want.keep): the reclaim only comes earlier.
 		to, _ := bounds(f)
 		if f.LastScale.IsZero() || now.Sub(f.LastScale) >= p.Preemption.MinResidency.Duration {
 			to = 0
 		}
-		busy := int32(0)
-		if f.Inflight.Value > 0 {
-			busy = int32(math.Ceil(f.Inflight.Value / float64(max(1, f.MaxInflight))))
-			to = max(to, busy, 1)
+		busy := f.Inflight.Value > 0
+		if busy {
+			if !w.keepOK {
+				continue
+			}
+			to = max(to, w.keep)
 		}
 		if f.Replicas <= to {
 			continue
 		}
 		why := text(make([]byte, 0, 200))
-		if busy > 0 {
-			why = why.s("its idle replicas (").f(f.Inflight.Value, 0).s(" in flight on ").i(int64(f.Replicas)).s(", nothing queued)")
+		if busy {
+			why = why.s("more replicas than its load needs (").f(f.Inflight.Value, 1).s(" in flight, nothing queued)")
 		} else {
 			why = why.s("idle (nothing in flight or queued)")
 		}

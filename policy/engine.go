@@ -54,6 +54,14 @@ type want struct {
 	claimed, evicted, kept bool
 	// act is the index of its decrease action in the plan, -1 if none.
 	act int
+	// keep, when keepOK, is what a busy async function with nothing queued
+	// needs for its in-flight work: what its scale-down would keep once its
+	// window ended (demandNeed at the target utilisation, at least its
+	// floor). reclaim-for-cron takes it down to that early for a fire that
+	// does not fit; without keepOK (load unknown, no concurrency limit) it
+	// is not touched.
+	keep   int32
+	keepOK bool
 	// nodes are the indices of the nodes of its bound pods (see locate).
 	nodes []int32
 }
@@ -751,6 +759,11 @@ func (r *rules) async(f *Function, w *want) {
 		return
 	}
 	r.scaleDown(f, w, r.p.Tiers.Sync.ScaleDownWindow.Duration)
+	if inflight && !pending && f.Pending.Known && f.MaxInflight > 0 && w.desired == f.Replicas {
+		if need, _, ok := r.demandNeed(f); ok {
+			w.keep, w.keepOK = max(need, lo, 1), true
+		}
+	}
 	if !idleWork || w.desired > f.Replicas {
 		return
 	}

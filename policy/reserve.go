@@ -84,8 +84,10 @@ func asyncHorizon(f *Function, p *Policy) time.Duration {
 // admits (desired in all) are expected to stay busy: its queued and
 // in-flight work shared over them, each job taking its run duration (as
 // asyncHorizon reads it), and at least asyncHorizon. A replica takes the next
-// job as soon as one ends, and a busy replica is never evicted, so admitted
-// work holds its room until the queue is worked off, not for one job. It is
+// job as soon as one ends, and a function with work is never evicted, so
+// admitted work holds its room until the queue is worked off, not for one
+// job. An unknown queue or in-flight count adds nothing (the activation
+// rules do not admit such a function on it). It is
 // used only while a fire does not fit yet (reserver.blocks): the admission
 // then waits, and the room the busy replicas give back goes to the fire.
 // asyncHorizon stays the horizon of the reservations an admission must
@@ -312,7 +314,7 @@ func blockFrom(fut *capacity, wants []want, rs []Reservation, of []*want) time.T
 // blocks reports whether async work expected to run until then must wait
 // for a reservation that does not fit yet.
 func (rs *reserver) blocks(until time.Time) bool {
-	return !rs.blockFrom.IsZero() && !until.Before(rs.blockFrom)
+	return !rs.blockFrom.IsZero() && until.After(rs.blockFrom)
 }
 
 // deficit is the part of reserved room on a node that the releases do not

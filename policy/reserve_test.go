@@ -216,17 +216,17 @@ func TestDecideReservations(t *testing.T) {
 			},
 			resv: []string{"report 12:05 pods=0 missing=1"}},
 		{name: "a busy async function with nothing queued gives back its idle replicas for a fire at risk",
-			// w1 has 4 replicas and 2 jobs in flight (max_inflight 1):
-			// nothing queued, so 2 replicas will get no work. They go now,
-			// not when its scale-down window (scaled a minute ago) ends;
-			// the 2 busy ones stay.
+			// w1 has 4 replicas and 2 jobs in flight (max_inflight 1),
+			// nothing queued: its load needs 3 at 70% utilisation, what
+			// its scale-down would keep once its window (scaled a minute
+			// ago) ended. The fourth goes now.
 			// w2 has work queued: its idle replica will take it, it stays.
 			snap: cluster(1, 3000, 4*gib, busy("web", 1, "n1"),
 				fn("w1", TierAsync, 4, inflight(2), lastRun(time.Second), lastScale(time.Minute), on("n1"), func(f *Function) { f.MaxInflight = 1 }),
 				fn("w2", TierAsync, 1, inflight(0), pending(3), lastRun(time.Second), lastScale(time.Hour), on("n1"), func(f *Function) { f.MaxInflight = 1 }),
 				fn("report", TierCron, 0, schedule("5 12 * * *"), requests(1000, 256*mi))),
 			want: []string{
-				"async w1 4->2 reclaim-for-cron",
+				"async w1 4->3 reclaim-for-cron",
 				"shortfall cron report cron-at-risk cpu=1000m mem=256Mi pods=1",
 			},
 			resv: []string{"report 12:05 pods=0 missing=1"}},

@@ -258,10 +258,11 @@ const (
 	ReasonActivateAsync      Reason = "activate-async"
 	ReasonZeroIdle           Reason = "zero-idle"
 	ReasonEvictForCapacity   Reason = "evict-for-capacity"
-	// ReasonReclaimForCron: an idle async function (nothing in flight or
-	// queued) goes back to its floor before its scale-down window ends,
-	// because a cron fire inside the lookahead does not fit without its
-	// room.
+	// ReasonReclaimForCron: an async function with nothing queued gives
+	// back, before its scale-down window ends, the replicas its scale-down
+	// would take (an idle one to its floor or zero, a busy one to what its
+	// in-flight work needs at the target utilisation), because a cron fire
+	// inside the lookahead does not fit without their room.
 	ReasonReclaimForCron Reason = "reclaim-for-cron"
 )
 
