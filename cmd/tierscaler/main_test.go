@@ -42,6 +42,10 @@ func TestCommands(t *testing.T) {
 		{name: "run refuses an unknown flag", args: []string{"run", "--frob"}, wantCode: 2, wantStderr: []string{"flag provided but not defined: -frob"}},
 		{name: "run checks the alerts' generator URL", args: []string{"run", "--policy", "../../deploy/policy.example.yaml", "--webhook-addr", "",
 			"--alert-generator-url", "/status"}, wantCode: 1, wantStderr: []string{`generator URL "/status" is not an absolute URL`}},
+		{name: "run checks --prometheus-url", args: []string{"run", "--policy", "../../deploy/policy.example.yaml", "--webhook-addr", "",
+			"--prometheus-url", "localhost:9090"}, wantCode: 2, wantStderr: []string{`--prometheus-url: "localhost:9090" is not an absolute http or https URL`}},
+		{name: "run checks every --alertmanager-url", args: []string{"run", "--policy", "../../deploy/policy.example.yaml", "--webhook-addr", "",
+			"--alertmanager-url", "http://am-0:9093, am-1:9093"}, wantCode: 2, wantStderr: []string{`--alertmanager-url: "am-1:9093" is not an absolute http or https URL`}},
 		{name: "version", args: []string{"version"}, wantCode: 0, wantStdout: []string{"tierscaler dev"}},
 	}
 	for _, tc := range cases {
@@ -98,4 +102,14 @@ func TestPrintStatus(t *testing.T) {
 	for _, want := range []string{"tierscaler leader", "metrics available", "report.openfaas-fn", "cron", "1h0m0s ago", "in 1m0s", "starting", "prewarm-cron 0->1"} {
 		require.Contains(t, out.String(), want)
 	}
+}
+
+func TestOverrideURLs(t *testing.T) {
+	pol := policy.Default()
+	require.NoError(t, overrideURLs(pol, "", ""))
+	require.Equal(t, policy.Default().Prometheus.URL, pol.Prometheus.URL, "no flag: the policy's")
+	require.Equal(t, policy.Default().Alertmanager.URLs, pol.Alertmanager.URLs)
+	require.NoError(t, overrideURLs(pol, "http://127.0.0.1:9090", "http://127.0.0.1:9093, https://am.example:9093"))
+	require.Equal(t, "http://127.0.0.1:9090", pol.Prometheus.URL)
+	require.Equal(t, []string{"http://127.0.0.1:9093", "https://am.example:9093"}, pol.Alertmanager.URLs)
 }

@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -41,6 +43,8 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 	webhookAuth := fs.String("webhook-auth", string(alerts.AuthRequired), "webhook authentication: required (a token or basic-auth file must be set) or none (not recommended)")
 	alertLabels := fs.String("alert-labels", "", "extra labels on every alert tierscaler posts, as name=value,name=value (for example cluster=prod)")
 	generatorURL := fs.String("alert-generator-url", "", "absolute URL every alert tierscaler posts links to as its generatorURL (for example tierscaler's /status page); empty: none")
+	promURL := fs.String("prometheus-url", "", "query this Prometheus instead of the policy's prometheus.url (for example through a port-forward, with --dry-run, from a workstation)")
+	amURLs := fs.String("alertmanager-url", "", "post alerts to these Alertmanagers (comma-separated) instead of the policy's alertmanager.urls")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -51,6 +55,9 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 	pol, err := policy.Load(*policyFile)
 	if err != nil {
 		return fmt.Errorf("policy %s: %w", *policyFile, err)
+	}
+	if err := overrideURLs(pol, *promURL, *amURLs); err != nil {
+		return err
 	}
 	authMode, err := alerts.ParseAuthMode(*webhookAuth)
 	if err != nil {
@@ -154,4 +161,38 @@ func addAlerting(proc *scaler.Process, pol *policy.Policy, notifier *alerts.Noti
 		return err
 	}
 	return proc.Manager.Add(&scaler.HTTPServer{Name: "webhook", Addr: addr, Handler: webhook, Log: log})
+}
+
+// overrideURLs replaces the policy's Prometheus and Alertmanager URLs with
+// the flags' (each checked as the policy file's are: absolute http or https).
+func overrideURLs(pol *policy.Policy, prom, am string) error {
+	if prom != "" {
+		if err := checkHTTPURL(prom); err != nil {
+			return fmt.Errorf("%w: --prometheus-url: %v", errUsage, err)
+		}
+		pol.Prometheus.URL = prom
+	}
+	if am != "" {
+		var urls []string
+		for _, u := range strings.Split(am, ",") {
+			u = strings.TrimSpace(u)
+			if err := checkHTTPURL(u); err != nil {
+				return fmt.Errorf("%w: --alertmanager-url: %v", errUsage, err)
+			}
+			urls = append(urls, u)
+		}
+		pol.Alertmanager.URLs = urls
+	}
+	return nil
+}
+
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http or https URL", raw)
+	}
+	return nil
 }
