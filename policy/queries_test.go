@@ -4,11 +4,9 @@
 package policy
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/promqltest"
 	"github.com/stretchr/testify/require"
 )
@@ -24,18 +22,7 @@ func evalInstant(t *testing.T, load, query string, evalAt time.Duration) map[str
 	t.Helper()
 	st := promqltest.LoadedStorage(t, load)
 	t.Cleanup(func() { _ = st.Close() })
-	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: 10 * time.Second, LookbackDelta: 5 * time.Minute})
-	q, err := eng.NewInstantQuery(context.Background(), st, nil, query, time.Unix(0, 0).Add(evalAt))
-	require.NoError(t, err)
-	res := q.Exec(context.Background())
-	require.NoError(t, res.Err)
-	vec, err := res.Vector()
-	require.NoError(t, err)
-	out := map[string]float64{}
-	for _, s := range vec {
-		out[s.Metric.Get("function_name")] = s.F
-	}
-	return out
+	return evalOn(t, st, query, evalAt)
 }
 
 // The gateway's counters appear only when something happens
