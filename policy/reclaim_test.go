@@ -29,19 +29,19 @@ func TestReclaimNeverBelowWhatScaleDownKeeps(t *testing.T) {
 		want []string
 	}{
 		{name: "2 in flight at max_inflight 1 need 3 replicas at 70%: 4->3",
-			w1: fn("w1", TierAsync, 4, inflight(2), lastRun(time.Second), lastScale(time.Minute), on("n1"), maxInflight(1)),
+			w1:   fn("w1", TierAsync, 4, inflight(2), lastRun(time.Second), lastScale(time.Minute), on("n1"), maxInflight(1)),
 			want: []string{"async w1 4->3 reclaim-for-cron", "shortfall cron report cron-at-risk cpu=1000m mem=256Mi pods=1"}},
 		{name: "a fraction in flight still keeps a replica",
-			w1: fn("w1", TierAsync, 4, inflight(0.3), lastRun(time.Second), lastScale(time.Minute), on("n1"), maxInflight(1)),
+			w1:   fn("w1", TierAsync, 4, inflight(0.3), lastRun(time.Second), lastScale(time.Minute), on("n1"), maxInflight(1)),
 			want: []string{"async w1 4->1 reclaim-for-cron", "shortfall cron report cron-at-risk cpu=1000m mem=256Mi pods=1"}},
 		{name: "no max_inflight: its scale-down keeps every replica, so does the reclaim",
-			w1: fn("w1", TierAsync, 4, inflight(1), lastRun(time.Second), lastScale(time.Minute), on("n1"), maxInflight(0)),
+			w1:   fn("w1", TierAsync, 4, inflight(1), lastRun(time.Second), lastScale(time.Minute), on("n1"), maxInflight(0)),
 			want: []string{"shortfall cron report cron-at-risk cpu=1000m mem=256Mi pods=1"}},
 		{name: "rejections unknown: its load is unknown, it is left alone",
-			w1: fn("w1", TierAsync, 4, inflight(2), lastRun(time.Second), lastScale(time.Minute), on("n1"), maxInflight(1), func(f *Function) { f.Rejections = Unknown }),
+			w1:   fn("w1", TierAsync, 4, inflight(2), lastRun(time.Second), lastScale(time.Minute), on("n1"), maxInflight(1), func(f *Function) { f.Rejections = Unknown }),
 			want: []string{"shortfall cron report cron-at-risk cpu=1000m mem=256Mi pods=1"}},
 		{name: "CPU near its limit counts: its usage needs all 4",
-			w1: fn("w1", TierAsync, 4, inflight(2), lastRun(time.Second), lastScale(time.Minute), on("n1"), maxInflight(1), cpuUse(0.7)),
+			w1:   fn("w1", TierAsync, 4, inflight(2), lastRun(time.Second), lastScale(time.Minute), on("n1"), maxInflight(1), cpuUse(0.7)),
 			want: []string{"shortfall cron report cron-at-risk cpu=1000m mem=256Mi pods=1"}},
 	}
 	for _, tc := range cases {
