@@ -632,17 +632,34 @@ func (v *validator) tier(field string, t Tier) {
 }
 
 func (v *validator) url(field, s string) {
+	if err := CheckURL(s); err != nil {
+		v.fail(field, "%v", err)
+	}
+}
+
+// CheckURL reports what is wrong with s as the URL of a Prometheus or an
+// Alertmanager: it must be an absolute http or https URL with a host, and no
+// query, fragment or credentials (those go in httpConfig, from files, so
+// that no secret is ever printed: a URL is logged and shown by validate).
+// The message never repeats a password.
+func CheckURL(s string) error {
 	u, err := url.Parse(s)
 	switch {
+	case err != nil && strings.Contains(s, "@"):
+		// It may hold a password: not repeated.
+		return fmt.Errorf("invalid URL: %v", unwrapURLError(err))
 	case err != nil:
-		v.fail(field, "invalid URL %q: %v", s, unwrapURLError(err))
+		return fmt.Errorf("invalid URL %q: %v", s, unwrapURLError(err))
+	case u.User != nil:
+		return fmt.Errorf("URL %q holds credentials: set them in httpConfig (basic_auth with password_file), never in the URL", u.Redacted())
 	case u.Scheme != "http" && u.Scheme != "https":
-		v.fail(field, "must be an http or https URL, got %q", s)
+		return fmt.Errorf("must be an http or https URL, got %q", s)
 	case u.Host == "" || u.Hostname() == "":
-		v.fail(field, "URL %q has no host", s)
+		return fmt.Errorf("URL %q has no host", s)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		v.fail(field, "URL %q must not have a query or fragment", s)
+		return fmt.Errorf("URL %q must not have a query or fragment", s)
 	}
+	return nil
 }
 
 func unwrapURLError(err error) error {

@@ -91,3 +91,13 @@ func TestPolicyQuerierExplainsUnauthorized(t *testing.T) {
 		})
 	}
 }
+
+// TestPrometheusQuerierRefusesCredentialsInItsURL: a URL is logged and
+// printed, so it never carries a password; plan --prometheus-url reaches
+// NewPrometheusQuerier unvalidated by the policy.
+func TestPrometheusQuerierRefusesCredentialsInItsURL(t *testing.T) {
+	_, err := scaler.NewPrometheusQuerier("http://admin:s3cret@prometheus:9090", nil)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `"http://admin:xxxxx@prometheus:9090" holds credentials`)
+	require.NotContains(t, err.Error(), "s3cret")
+}

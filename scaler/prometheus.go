@@ -42,6 +42,9 @@ type PrometheusQuerier struct {
 
 // NewPrometheusQuerier returns a Querier for the Prometheus at url.
 func NewPrometheusQuerier(url string, rt http.RoundTripper) (*PrometheusQuerier, error) {
+	if err := policy.CheckURL(url); err != nil {
+		return nil, fmt.Errorf("prometheus: %w", err)
+	}
 	c, err := promapi.NewClient(promapi.Config{Address: url, RoundTripper: rt})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client for %s: %w", url, err)

@@ -43,9 +43,11 @@ func TestCommands(t *testing.T) {
 		{name: "run checks the alerts' generator URL", args: []string{"run", "--policy", "../../deploy/policy.example.yaml", "--webhook-addr", "",
 			"--alert-generator-url", "/status"}, wantCode: 1, wantStderr: []string{`generator URL "/status" is not an absolute URL`}},
 		{name: "run checks --prometheus-url", args: []string{"run", "--policy", "../../deploy/policy.example.yaml", "--webhook-addr", "",
-			"--prometheus-url", "localhost:9090"}, wantCode: 2, wantStderr: []string{`--prometheus-url: "localhost:9090" is not an absolute http or https URL`}},
+			"--prometheus-url", "localhost:9090"}, wantCode: 2, wantStderr: []string{`--prometheus-url: must be an http or https URL, got "localhost:9090"`}},
 		{name: "run checks every --alertmanager-url", args: []string{"run", "--policy", "../../deploy/policy.example.yaml", "--webhook-addr", "",
-			"--alertmanager-url", "http://am-0:9093, am-1:9093"}, wantCode: 2, wantStderr: []string{`--alertmanager-url: "am-1:9093" is not an absolute http or https URL`}},
+			"--alertmanager-url", "http://am-0:9093, am-1:9093"}, wantCode: 2, wantStderr: []string{`--alertmanager-url: must be an http or https URL, got "am-1:9093"`}},
+		{name: "run refuses credentials in --prometheus-url, without printing them", args: []string{"run", "--policy", "../../deploy/policy.example.yaml", "--webhook-addr", "",
+			"--prometheus-url", "http://admin:s3cret@prometheus:9090"}, wantCode: 2, wantStderr: []string{`--prometheus-url: URL "http://admin:xxxxx@prometheus:9090" holds credentials`}},
 		{name: "version", args: []string{"version"}, wantCode: 0, wantStdout: []string{"tierscaler dev"}},
 	}
 	for _, tc := range cases {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -164,10 +163,10 @@ func addAlerting(proc *scaler.Process, pol *policy.Policy, notifier *alerts.Noti
 }
 
 // overrideURLs replaces the policy's Prometheus and Alertmanager URLs with
-// the flags' (each checked as the policy file's are: absolute http or https).
+// the flags' (each checked as the policy file's are, policy.CheckURL).
 func overrideURLs(pol *policy.Policy, prom, am string) error {
 	if prom != "" {
-		if err := checkHTTPURL(prom); err != nil {
+		if err := policy.CheckURL(prom); err != nil {
 			return fmt.Errorf("%w: --prometheus-url: %v", errUsage, err)
 		}
 		pol.Prometheus.URL = prom
@@ -176,23 +175,12 @@ func overrideURLs(pol *policy.Policy, prom, am string) error {
 		var urls []string
 		for _, u := range strings.Split(am, ",") {
 			u = strings.TrimSpace(u)
-			if err := checkHTTPURL(u); err != nil {
+			if err := policy.CheckURL(u); err != nil {
 				return fmt.Errorf("%w: --alertmanager-url: %v", errUsage, err)
 			}
 			urls = append(urls, u)
 		}
 		pol.Alertmanager.URLs = urls
-	}
-	return nil
-}
-
-func checkHTTPURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute http or https URL", raw)
 	}
 	return nil
 }

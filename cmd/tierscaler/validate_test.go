@@ -85,6 +85,7 @@ prometheus:
   httpConfig:
     basic_auth: {username: tierscaler, password: `+secret+`}
 alertmanager:
+  urls: ["http://admin:`+secret+`@alertmanager:9093"]
   httpConfig:
     authorization: {credentials: `+secret+`}
 `), 0o600))
@@ -94,5 +95,6 @@ alertmanager:
 	require.Equal(t, 1, code)
 	assert.Contains(t, stderr.String(), "prometheus.httpConfig.basic_auth.password: the policy file never holds secrets")
 	assert.Contains(t, stderr.String(), "alertmanager.httpConfig.authorization.credentials: the policy file never holds secrets")
+	assert.Contains(t, stderr.String(), `alertmanager.urls[0]: URL "http://admin:xxxxx@alertmanager:9093" holds credentials`)
 	assert.NotContains(t, stdout.String()+stderr.String(), secret)
 }
