@@ -213,6 +213,11 @@ func NewQuerier(p *policy.Policy, m *workload.Model, c *Cluster, o QuerierOption
 		if k == qInflight {
 			q.legacy = e == legacyInflightQuery
 			q.subRange, q.subStep = subquery(e, o.Window, o.Step)
+			if q.subRange > policy.MaxWindow {
+				// The querier keeps every scrape of the range: refuse
+				// rather than run out of memory.
+				return nil, fmt.Errorf("simulate: queries.inflight looks back %s; the simulated Prometheus keeps at most %s", q.subRange, policy.MaxWindow)
+			}
 		}
 	}
 	// Room for the rate window, the subquery's first step's lookback of

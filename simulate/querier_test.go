@@ -139,3 +139,11 @@ func TestQuerierWindowAndNewPods(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, vectorOf(cpu), "openfaas-fn/w-2")
 }
+
+func TestQuerierRefusesAnInflightRangeItCannotHold(t *testing.T) {
+	p := policy.Default()
+	p.Queries.Inflight = `max_over_time((sum by (function_name) (gateway_function_invocation_started))[20y:5s])`
+	_, err := NewQuerier(p, workload.NewModel(&workload.Scenario{}, 1), nil, QuerierOptions{})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "queries.inflight looks back")
+}
