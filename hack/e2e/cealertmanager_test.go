@@ -39,9 +39,6 @@ const ceAlertmanagerConfig = "alerts/testdata/openfaas-ce-alertmanager.yml"
 const (
 	basicAuthSecret   = "basic-auth"
 	basicAuthPassword = "e2e-0penfaas-ce-pw"
-	// basicAuthMount is where the chart mounts it (extraVolumes), as
-	// OpenFaaS CE's Alertmanager mounts it at /var/secrets.
-	basicAuthMount = "/var/secrets/openfaas"
 )
 
 // search needs ceil(30 × 0.2 / 2.8) = 3 replicas when it bursts; the
@@ -61,25 +58,19 @@ functions:
 // function_name, which the CE gateway would scale. Then the same
 // Alertmanager configuration, with only the receiver's URL changed to
 // tierscaler's webhook and the OpenFaaS basic-auth Secret as it is (the
-// chart mounts it; --webhook-basic-auth-password-file), delivers OpenFaaS
+// chart mounts it: webhook.openfaasBasicAuth), delivers OpenFaaS
 // CE's own scaling alert to tierscaler, which activates the function.
 func TestCEAlertmanagerRoutingAndRepoint(t *testing.T) {
 	began := time.Now()
 	e := env(t)
 	ctx := testContext(t)
 	createBasicAuthSecret(t, e)
-	values := chartValues(e) + fmt.Sprintf(`extraArgs:
-  - --webhook-basic-auth-password-file=%[1]s/basic-auth-password
-extraVolumes:
-  - name: openfaas-basic-auth
-    secret:
-      secretName: %[2]s
-      items: [{key: basic-auth-password, path: basic-auth-password}]
-extraVolumeMounts:
-  - {name: openfaas-basic-auth, mountPath: %[1]s, readOnly: true}
-`, basicAuthMount, basicAuthSecret)
+	// The chart mounts OpenFaaS's basic-auth Secret (its defaults: basic-auth,
+	// basic-auth-password, user admin).
+	values := valuesWith(t, e, "", "webhook:\n  auth: required\n", "webhook:\n  auth: required\n  openfaasBasicAuth: {enabled: true}\n")
 	_, fns, c := startOpenFaaS(t, values, ceAlertmanagerScenario, "500m", nil)
 	require.NotEmpty(t, flagValue(c.args, "--webhook-basic-auth-password-file"), "the chart-rendered arguments")
+	require.Equal(t, "admin", flagValue(c.args, "--webhook-basic-auth-user"))
 	// Alertmanager reads the Secret's key as a file, as CE's mounts it.
 	pwFile := filepath.Join(t.TempDir(), "basic-auth-password")
 	require.NoError(t, os.WriteFile(pwFile, []byte(basicAuthPassword), 0o600))
@@ -109,7 +100,9 @@ extraVolumeMounts:
 	})
 
 	step(t, "the stub received no scale request", func(t *testing.T) {
-		require.Empty(t, gw.ScaleRequests(), "alerts with a function_name, which the CE gateway scales")
+		// Alerts of this test only: the environment's Alertmanager may still
+		// hold an earlier test's (this test's own CE alert, run again).
+		require.Empty(t, gw.ScaleRequestsSince(began), "alerts with a function_name, which the CE gateway scales")
 		n, requests, badAuth := gw.Counts()
 		require.Zero(t, badAuth, "Alertmanager sent the basic-auth Secret's credentials")
 		t.Logf("the gateway stub received %d alerts in %d requests", n, requests)
@@ -120,9 +113,14 @@ extraVolumeMounts:
 		setCEAlertmanager(t, e, c.webhookURL+alerts.PathSystemAlert, pwFile)
 		// OpenFaaS CE's APIHighInvocationRate rule, as its Prometheus
 		// would post it.
-		postAlert(t, e, alerts.PostableAlert{Labels: map[string]string{
+		ceAlert := alerts.PostableAlert{Labels: map[string]string{
 			"alertname": "APIHighInvocationRate", "function_name": "wake." + fnNamespace, "service": "gateway", "severity": "major",
-		}, StartsAt: time.Now()})
+		}, StartsAt: time.Now()}
+		postAlert(t, e, ceAlert)
+		t.Cleanup(func() { // resolved, so that it does not outlive the test
+			ceAlert.EndsAt = time.Now()
+			postAlert(t, e, ceAlert)
+		})
 		eventually(t, 30*time.Second, "wake is activated", func() (bool, string) {
 			return fns.replicas("wake") == 1, fmt.Sprintf("%d replicas", fns.replicas("wake"))
 		})

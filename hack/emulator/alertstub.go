@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // AlertStub stands in for the OpenFaaS CE gateway's POST /system/alert, the
@@ -27,8 +28,9 @@ type AlertStub struct {
 
 // StubAlert is the part of a webhook alert the gateway reads.
 type StubAlert struct {
-	Status string            `json:"status"`
-	Labels map[string]string `json:"labels"`
+	Status   string            `json:"status"`
+	Labels   map[string]string `json:"labels"`
+	StartsAt time.Time         `json:"startsAt"`
 }
 
 // alertPath is the gateway's alert handler.
@@ -75,11 +77,19 @@ func (s *AlertStub) Seen() map[string]string {
 
 // ScaleRequests lists what the CE gateway would have scaled: "status
 // function_name" of every alert received with a function_name label.
-func (s *AlertStub) ScaleRequests() []string {
+func (s *AlertStub) ScaleRequests() []string { return s.ScaleRequestsSince(time.Time{}) }
+
+// ScaleRequestsSince is ScaleRequests of the alerts that started at or
+// after t: an Alertmanager shared with earlier tests may still hold their
+// alerts, and sends them again when it is reconfigured.
+func (s *AlertStub) ScaleRequestsSince(t time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
 	for _, a := range s.alerts {
+		if a.StartsAt.Before(t) {
+			continue
+		}
 		if fn, ok := a.Labels["function_name"]; ok {
 			out = append(out, a.Status+" "+fn)
 		}
