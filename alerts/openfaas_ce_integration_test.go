@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tierscaler/tierscaler/hack/emulator"
 	"github.com/tierscaler/tierscaler/policy"
 )
 
@@ -44,60 +45,6 @@ func ceAlertmanager(t *testing.T, target string) (*alertmanager, string) {
 	require.NoError(t, os.WriteFile(pw, []byte(basicAuthPassword), 0o600))
 	text := strings.NewReplacer("GATEWAY_URL", target, "PASSWORD_FILE", pw).Replace(string(cfg))
 	return startAlertmanager(t, text), pw
-}
-
-// gatewayStub stands in for the OpenFaaS CE gateway's POST /system/alert:
-// it checks the basic auth the gateway would and records every alert
-// notified to it.
-type gatewayStub struct {
-	mu       sync.Mutex
-	alerts   []WebhookAlert
-	badAuth  int
-	requests int
-}
-
-func (g *gatewayStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.requests++
-	if user, pass, ok := r.BasicAuth(); !ok || user != "admin" || pass != basicAuthPassword || r.URL.Path != PathSystemAlert {
-		g.badAuth++
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	var msg WebhookMessage
-	if err := json.NewDecoder(r.Body).Decode(&msg); err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	g.alerts = append(g.alerts, msg.Alerts...)
-}
-
-// seen returns the status each alert (by alertname and service) was last
-// notified with.
-func (g *gatewayStub) seen() map[string]string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	out := map[string]string{}
-	for _, a := range g.alerts {
-		out[a.Labels[LabelAlertName]+"/"+a.Labels[LabelService]] = a.Status
-	}
-	return out
-}
-
-// scaleRequests lists what the CE gateway would scale: the function_name of
-// every firing alert it received (a resolved one sets the function back to
-// its minimum, which is a scale request too).
-func (g *gatewayStub) scaleRequests() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var out []string
-	for _, a := range g.alerts {
-		if fn, ok := a.Labels[LabelFunctionName]; ok {
-			out = append(out, a.Status+" "+fn)
-		}
-	}
-	return out
 }
 
 // inhibitedAlert is the part of GET /api/v2/alerts that says whether an
@@ -132,7 +79,7 @@ func (am *alertmanager) states(t *testing.T) map[string]inhibitedAlert {
 // resolve; the gateway stub receives all of them, none with function_name.
 func TestIntegrationOpenFaaSCEAlertmanagerNeverScales(t *testing.T) {
 	t.Parallel()
-	gw := &gatewayStub{}
+	gw := &emulator.AlertStub{User: "admin", Password: basicAuthPassword}
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
 	am, _ := ceAlertmanager(t, srv.URL+PathSystemAlert)
@@ -151,14 +98,14 @@ func TestIntegrationOpenFaaSCEAlertmanagerNeverScales(t *testing.T) {
 	}
 	// group_wait is 5s.
 	require.Eventually(t, func() bool {
-		s := gw.seen()
+		s := gw.Seen()
 		for _, k := range want {
 			if s[k] != StatusFiring {
 				return false
 			}
 		}
 		return true
-	}, 30*time.Second, 100*time.Millisecond, "the gateway stub received %v", gw.seen())
+	}, 30*time.Second, 100*time.Millisecond, "the gateway stub received %v", gw.Seen())
 
 	states := am.states(t)
 	warning := states[AlertCapacityShortfall+"/resize.openfaas-fn"]
@@ -170,20 +117,19 @@ func TestIntegrationOpenFaaSCEAlertmanagerNeverScales(t *testing.T) {
 	// (send_resolved, group_interval 10s).
 	n.Sync(context.Background(), time.Now(), nil)
 	require.Eventually(t, func() bool {
-		s := gw.seen()
+		s := gw.Seen()
 		for _, k := range want {
 			if s[k] != StatusResolved {
 				return false
 			}
 		}
 		return true
-	}, 45*time.Second, 100*time.Millisecond, "the gateway stub received %v", gw.seen())
+	}, 45*time.Second, 100*time.Millisecond, "the gateway stub received %v", gw.Seen())
 
-	assert.Empty(t, gw.scaleRequests(), "no alert of tierscaler names a function_name the gateway would scale")
-	gw.mu.Lock()
-	defer gw.mu.Unlock()
-	assert.Zero(t, gw.badAuth, "Alertmanager sent the basic-auth Secret's credentials")
-	t.Logf("the gateway stub received %d alerts in %d requests", len(gw.alerts), gw.requests)
+	assert.Empty(t, gw.ScaleRequests(), "no alert of tierscaler names a function_name the gateway would scale")
+	got, requests, badAuth := gw.Counts()
+	assert.Zero(t, badAuth, "Alertmanager sent the basic-auth Secret's credentials")
+	t.Logf("the gateway stub received %d alerts in %d requests", got, requests)
 }
 
 // Issue 11: the CE Alertmanager's scale-up receiver, repointed at

@@ -8,10 +8,14 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -77,12 +81,61 @@ func startFunctions(t *testing.T, e *testenv.Env, scenario string, annotate map[
 	if err := f.em.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(f.em.Stop)
-	if err := e.AddScrapeTarget("emulator", f.em.Addr()); err != nil {
+	addr := f.em.Addr()
+	if err := e.AddScrapeTarget("emulator", addr); err != nil {
+		f.em.Stop()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.RemoveScrapeTarget("emulator", f.em.Addr()) })
+	t.Cleanup(func() { retireEmulator(t, e, f.em.Stop, addr) })
+	checkNoLeftoverSeries(t, e, sc, addr)
 	return f
+}
+
+// checkNoLeftoverSeries fails the test if Prometheus still reads gateway
+// series of the scenario's functions from an emulator other than addr (an
+// earlier test's): they would add to this test's.
+func checkNoLeftoverSeries(t *testing.T, e *testenv.Env, sc *workload.Scenario, addr string) {
+	t.Helper()
+	var keys []string
+	for _, fn := range sc.Functions {
+		keys = append(keys, regexp.QuoteMeta(fn.Key()))
+	}
+	q := fmt.Sprintf(`group by (instance, function_name) ({__name__=~"gateway_.+", function_name=~%q, instance!=%q})`, strings.Join(keys, "|"), addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, _, _, err := e.PrometheusAPI().Query(ctx, q, time.Now())
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	if vec, ok := v.(model.Vector); !ok || len(vec) > 0 {
+		t.Fatalf("Prometheus still reads an earlier emulator's series of this test's functions: %v", v)
+	}
+}
+
+// retireEmulator stops an emulator and then removes it from Prometheus'
+// targets, in that order: the scrape that fails marks its series stale,
+// whereas a target removed by a configuration reload leaves them readable
+// for the lookback delta (5m), where the next test's functions of the
+// same names would add them to their own (the in-flight figure of an
+// earlier test's api on top of this one's).
+func retireEmulator(t *testing.T, e *testenv.Env, stop func(), addr string) {
+	stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	q := fmt.Sprintf(`up{job="emulator",instance=%q}`, addr)
+	for ctx.Err() == nil {
+		v, _, _, err := e.PrometheusAPI().Query(ctx, q, time.Now())
+		if vec, ok := v.(model.Vector); err == nil && ok && len(vec) == 1 && vec[0].Value == 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		t.Logf("Prometheus did not see the emulator %s down within 15s: its series may outlive the test", addr)
+	}
+	if err := e.RemoveScrapeTarget("emulator", addr); err != nil {
+		t.Logf("removing the emulator's scrape target: %v", err)
+	}
 }
 
 // delete removes the Deployments and waits until they are gone.
