@@ -1044,6 +1044,12 @@ func (d *decoder) leaf(field string, raw json.RawMessage, v reflect.Value) {
 			d.fail(field, "%s", msg)
 			return
 		}
+		// No headers is no headers: an empty http_headers would otherwise
+		// decode as an empty set and print as none, and the policy must
+		// read back as it prints (FuzzParse found it).
+		if cfg.HTTPHeaders != nil && len(cfg.HTTPHeaders.Headers) == 0 {
+			cfg.HTTPHeaders = nil
+		}
 		v.Set(reflect.ValueOf(cfg))
 		return
 	}
